@@ -1,0 +1,197 @@
+// Package rediscore is the part of the Redis protocol both Redis adapters
+// share: the key layout, the embedded Lua scripts (one copy, each headed by
+// its KEYS, ARGV and replies), the arguments they take and the decoding of
+// their replies. The adapters only move these over their own client.
+package rediscore
+
+import (
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/disgolock/disgo/locker"
+)
+
+// Script sources.
+var (
+	//go:embed lua/acquire.lua
+	AcquireLua string
+	//go:embed lua/release.lua
+	ReleaseLua string
+	//go:embed lua/extend.lua
+	ExtendLua string
+	//go:embed lua/leave.lua
+	LeaveLua string
+	//go:embed lua/inspect.lua
+	InspectLua string
+)
+
+// DefaultPrefix is the key prefix when an adapter is given none.
+const DefaultPrefix = "disgo"
+
+// DefaultFenceRetention is how long the last fencing token of a name is
+// kept after it was issued. Within it, tokens increase even if the server
+// clock steps back; beyond it they rely on the server clock (see Keys).
+const DefaultFenceRetention = 7 * 24 * time.Hour
+
+// Publish commands, passed to the scripts.
+const (
+	Sharded = "SPUBLISH"
+	Classic = "PUBLISH"
+)
+
+// Broadcast is the wake-up message addressed to every waiter of a name.
+const Broadcast = "*"
+
+// Indexes into the slice Keys returns.
+const (
+	KeyLock = iota
+	KeyFence
+	KeyQueue
+	KeyBeat
+	KeyChannel
+	NumKeys
+)
+
+// Layout builds the keys of lock names under one prefix.
+type Layout struct {
+	Prefix string
+}
+
+// ValidatePrefix rejects prefixes that would break the hash tag.
+func ValidatePrefix(p string) error {
+	if strings.ContainsAny(p, "{}") {
+		return fmt.Errorf("prefix %q must not contain '{' or '}'", p)
+	}
+	return nil
+}
+
+// Tag returns the hash tag of name: the name with '%', '{' and '}' escaped,
+// inside braces. It is never empty and never contains a brace, so every key
+// of one lock hashes to the same cluster slot whatever the name contains.
+func Tag(name string) string {
+	var b strings.Builder
+	b.Grow(len(name) + 2)
+	b.WriteByte('{')
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case '{':
+			b.WriteString("%7B")
+		case '}':
+			b.WriteString("%7D")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// Keys returns the NumKeys keys of name, in script order: lock hash, fence,
+// queue, heartbeats, channel. All share one hash tag.
+//
+// Fencing tokens are max(last+1, server TIME in µs). They are strictly
+// increasing per name as long as the fence key survives (it is kept
+// DefaultFenceRetention after each issue), and, after it was evicted or
+// expired, as long as the server clock has not stepped back past the last
+// token; a failover keeps them increasing if the new primary's clock is not
+// behind the old one's by more than the time between two acquisitions.
+func (l Layout) Keys(name string) []string {
+	base := l.Prefix + ":" + Tag(name) + ":"
+	return []string{base + "lock", base + "fence", base + "q", base + "qbeat", base + "ch"}
+}
+
+// Channel returns the wake-up channel of name.
+func (l Layout) Channel(name string) string {
+	return l.Prefix + ":" + Tag(name) + ":ch"
+}
+
+// NameOfChannel inverts Channel; ok is false for foreign channels.
+func (l Layout) NameOfChannel(ch string) (name string, ok bool) {
+	p := l.Prefix + ":{"
+	if !strings.HasPrefix(ch, p) || !strings.HasSuffix(ch, "}:ch") {
+		return "", false
+	}
+	esc := ch[len(p) : len(ch)-len("}:ch")]
+	var b strings.Builder
+	for i := 0; i < len(esc); i++ {
+		if esc[i] == '%' && i+2 < len(esc) {
+			switch esc[i+1 : i+3] {
+			case "25":
+				b.WriteByte('%')
+			case "7B":
+				b.WriteByte('{')
+			case "7D":
+				b.WriteByte('}')
+			default:
+				return "", false
+			}
+			i += 2
+			continue
+		}
+		b.WriteByte(esc[i])
+	}
+	return b.String(), true
+}
+
+// Ms renders a duration as whole milliseconds, rounding up so that no
+// positive duration becomes zero.
+func Ms(d time.Duration) string {
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return strconv.FormatInt(int64(ms), 10)
+}
+
+// AcquireArgs returns ARGV of acquire.lua.
+func AcquireArgs(req locker.AcquireRequest, fair bool, waiterTTL, fenceRetention time.Duration, publish string) []string {
+	f := "0"
+	if fair {
+		f = "1"
+	}
+	return []string{req.Owner, req.Ticket, Ms(req.Lease), f, Ms(waiterTTL), Ms(fenceRetention), publish}
+}
+
+// ReleaseArgs returns ARGV of release.lua.
+func ReleaseArgs(owner, ticket, publish string) []string { return []string{owner, ticket, publish} }
+
+// ExtendArgs returns ARGV of extend.lua.
+func ExtendArgs(owner string, lease time.Duration) []string { return []string{owner, Ms(lease)} }
+
+// LeaveArgs returns ARGV of leave.lua.
+func LeaveArgs(ticket, publish string) []string { return []string{ticket, publish} }
+
+// ParseAcquire decodes the reply of acquire.lua.
+func ParseAcquire(r []int64) (locker.AcquireResult, error) {
+	if len(r) != 3 {
+		return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply has %d elements, want 3", len(r))
+	}
+	if r[0] == 1 {
+		return locker.AcquireResult{Acquired: true, Fence: r[1], Count: int(r[2]), Position: -1}, nil
+	}
+	ttl := time.Duration(-1)
+	if r[1] >= 0 {
+		ttl = time.Duration(r[1]) * time.Millisecond
+	}
+	return locker.AcquireResult{TTL: ttl, Position: int(r[2])}, nil
+}
+
+// ParseRelease decodes the reply of release.lua.
+func ParseRelease(r int64) (held bool, remaining int) {
+	if r < 0 {
+		return false, 0
+	}
+	return true, int(r)
+}
+
+// ParseInspect decodes the reply of inspect.lua, given as owner plus the
+// four integers.
+func ParseInspect(owner string, count, fence, pttl, waiters int64) locker.State {
+	s := locker.State{Owner: owner, Count: int(count), Fence: fence, Waiters: int(waiters)}
+	if pttl > 0 {
+		s.TTL = time.Duration(pttl) * time.Millisecond
+	}
+	return s
+}
