@@ -1,0 +1,151 @@
+package locker
+
+import (
+	"context"
+	"time"
+)
+
+// AcquireRequest is one acquisition attempt as the facade hands it to a
+// driver. The facade has validated every field before a driver sees it.
+type AcquireRequest struct {
+	// Name is the namespace-qualified lock name: 1 to MaxNameLen bytes.
+	Name string
+	// Owner identifies the holder. The same owner re-enters (reentrancy).
+	Owner string
+	// Ticket is unique per acquiring call. It makes the attempt idempotent:
+	// a repeated attempt with the same owner and ticket does not count the
+	// hold twice. In fair mode it is also the waiter's place in the queue.
+	Ticket string
+	// Lease is the lease to set, at least one millisecond. A re-entry never
+	// shortens the remaining lease.
+	Lease time.Duration
+}
+
+// AcquireResult is the outcome of one attempt.
+type AcquireResult struct {
+	// Acquired reports that Owner now holds the lock.
+	Acquired bool
+	// Fence is the fencing token of the holding, set when Acquired. A fresh
+	// acquisition of a name gets a token greater than any earlier token of
+	// that name; a re-entry keeps the token.
+	Fence int64
+	// Count is the hold count after the attempt, set when Acquired.
+	Count int
+	// TTL is, when not Acquired, the remaining lease of the current holder,
+	// or a negative value when the lock is free (fair mode: free, but
+	// another waiter is ahead) or the remaining lease is unknown.
+	TTL time.Duration
+	// Position is, in fair mode when not Acquired, the 0-based place of the
+	// ticket in the queue; -1 when not queued.
+	Position int
+}
+
+// Backend holds the lock state of a store and changes it atomically, one
+// round trip per call. It is the one interface every driver implements.
+//
+// All methods are safe for concurrent use. They do not retry: a failed
+// call returns its error and the facade decides. On ctx cancellation a
+// method returns promptly with an error wrapping ctx.Err(); the change may
+// or may not have been applied, which the facade accounts for (tickets make
+// Acquire idempotent, Release with a ticket undoes only that attempt).
+type Backend interface {
+	// Acquire takes the lock for req.Owner if it is free, or re-enters it
+	// if req.Owner holds it, ignoring any fair queue (barging). When the
+	// lock is held by another owner it returns Acquired == false and a nil
+	// error: "taken" is a result, not an error.
+	Acquire(ctx context.Context, req AcquireRequest) (AcquireResult, error)
+
+	// Release undoes one acquisition by owner. With a non-empty ticket it
+	// only acts if the latest acquisition of owner carried that ticket (used
+	// to undo an attempt whose reply was lost). It returns held == false,
+	// and changes nothing, when owner does not hold the lock (never held,
+	// released already, lease expired). Otherwise remaining is the hold
+	// count left; at zero the lock is free and the next waiter is woken
+	// through the Notifier.
+	Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error)
+
+	// Extend sets the remaining lease of a lock held by owner to lease. It
+	// returns held == false, and changes nothing, when owner does not hold
+	// the lock.
+	Extend(ctx context.Context, name, owner string, lease time.Duration) (held bool, err error)
+}
+
+// Queue is the FIFO waiting room of fair mode (see package fairqueue for
+// the semantics every implementation shares). A Backend that also
+// implements Queue supports [Fair] mode.
+//
+// All methods are safe for concurrent use and do not retry. On ctx
+// cancellation they return promptly with an error wrapping ctx.Err().
+type Queue interface {
+	// AcquireFair is Acquire in arrival order, in one atomic step: it first
+	// evicts waiters whose heartbeat lapsed, then takes the lock if it is
+	// free and req.Ticket is at the head of the queue (or the queue is
+	// empty), or re-enters if req.Owner holds it. Otherwise it registers
+	// req.Ticket at the tail (keeping its place if already queued), renews
+	// its heartbeat deadline to now+waiterTTL by the store's clock, and
+	// returns Acquired == false with the ticket's Position. If the lock is
+	// free but another waiter is at the head, that waiter is woken.
+	// A waiterTTL of zero makes a single attempt that honours the queue but
+	// does not join it (Position -1, nobody woken): TryLock in fair mode.
+	AcquireFair(ctx context.Context, req AcquireRequest, waiterTTL time.Duration) (AcquireResult, error)
+
+	// Leave removes ticket from the queue of name at once. If that makes a
+	// new head while the lock is free, the new head is woken. Leaving a
+	// queue one is not in is not an error.
+	Leave(ctx context.Context, name, ticket string) error
+}
+
+// Notifier delivers release wake-ups. A release (or a Leave that uncovers a
+// new head) publishes either one ticket, the head of the fair queue, or a
+// broadcast to every waiter of the name. An implementation shares one
+// subscription connection among all waiters and counts references per lock
+// name, dropping the store subscription when nobody waits.
+//
+// Subscribe is safe for concurrent use. It returns once the subscription is
+// active in the store, so that no release published after Subscribe returns
+// can be missed; on ctx cancellation it returns an error wrapping ctx.Err()
+// and holds nothing.
+type Notifier interface {
+	Subscribe(ctx context.Context, name, ticket string) (Subscription, error)
+}
+
+// Subscription is one waiter's interest in wake-ups of one lock name.
+//
+// Wake delivers a value for every wake-up addressed to the subscription's
+// ticket and for every broadcast of its name; wake-ups are coalesced (the
+// channel has a buffer of one). A Notifier that may have missed messages,
+// for example after reconnecting, wakes every subscription. Close is
+// idempotent and safe for concurrent use; after Close, Wake is never
+// signalled again.
+type Subscription interface {
+	Wake() <-chan struct{}
+	Close()
+}
+
+// Renewer keeps the leases of auto-renewed locks alive (the default is
+// package renewer). Keep starts renewing h and returns a stop function; it
+// must not block on the store. After stop returns, the renewer sends no
+// further renewal of h and calls none of its callbacks. h.OnLost is called
+// at most once, when renewal cannot be confirmed before the lease deadline
+// or the store reports that the owner no longer holds the lock. Keep and
+// stop are safe for concurrent use.
+type Renewer interface {
+	Keep(h Hold) (stop func())
+}
+
+// Inspector is an optional capability of a Backend: read-only inspection of
+// a lock, for tests, tooling and dashboards. It is safe for concurrent use.
+type Inspector interface {
+	// Inspect returns the state of name. A free lock with nobody waiting has
+	// the zero State.
+	Inspect(ctx context.Context, name string) (State, error)
+}
+
+// State is a snapshot of one lock.
+type State struct {
+	Owner   string        // holder's owner token; empty when free
+	Count   int           // hold count
+	Fence   int64         // fencing token of the current holding
+	TTL     time.Duration // remaining lease; 0 when free
+	Waiters int           // tickets in the fair queue
+}

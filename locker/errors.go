@@ -1,0 +1,83 @@
+package locker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors. Match them with errors.Is; the facade wraps each exactly
+// once in an [*Error] that names the operation and the lock.
+var (
+	// ErrNotObtained: the lock is held by another owner and was not
+	// obtained within the wait time (or at once, for TryLock).
+	ErrNotObtained = errors.New("lock not obtained")
+
+	// ErrNotHeld: release or extend by an owner that does not hold the lock:
+	// never held it, released it already, or its lease expired.
+	ErrNotHeld = errors.New("lock not held")
+
+	// ErrLost: a held lock was lost: its lease lapsed, renewal could not be
+	// confirmed before the deadline, or the store no longer names this owner.
+	// It is what [Lock.Err] reports after [Lock.Done] closes for a loss.
+	ErrLost = errors.New("lock lost")
+
+	// ErrReleased is what [Lock.Err] reports after the handle was released.
+	ErrReleased = errors.New("lock released")
+
+	// ErrBackend: the store failed or could not be reached. The driver's
+	// own error is wrapped too and can be matched with errors.Is/As.
+	ErrBackend = errors.New("lock store failed")
+
+	// ErrInvalidArgument: bad input, rejected before the store is touched.
+	// The concrete error is an [*ArgumentError].
+	ErrInvalidArgument = errors.New("invalid argument")
+
+	// ErrUnsupported: the backend lacks a capability the options ask for,
+	// for example fair mode without a [Queue].
+	ErrUnsupported = errors.New("unsupported by backend")
+
+	// ErrClosed: the Locker was closed.
+	ErrClosed = errors.New("locker closed")
+)
+
+// ArgumentError describes bad input. errors.Is(err, ErrInvalidArgument)
+// holds for every ArgumentError.
+type ArgumentError struct {
+	Arg    string // the argument or option, e.g. "lease", "Options.Namespace"
+	Reason string // what is wrong with it
+}
+
+func (e *ArgumentError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Arg, e.Reason) }
+
+// Is reports ErrInvalidArgument as a match.
+func (e *ArgumentError) Is(target error) bool { return target == ErrInvalidArgument }
+
+func argError(arg, format string, a ...any) error {
+	return &ArgumentError{Arg: arg, Reason: fmt.Sprintf(format, a...)}
+}
+
+// Error is the one wrapper the facade puts around every error it returns.
+type Error struct {
+	Op   string // "lock", "trylock", "release", "extend", "new", ...
+	Name string // the lock name (namespace-qualified); empty for Locker-wide operations
+	Err  error  // a sentinel of this package, possibly joined with a cause, or a context error
+}
+
+func (e *Error) Error() string {
+	if e.Name == "" {
+		return "disgo: " + e.Op + ": " + e.Err.Error()
+	}
+	return fmt.Sprintf("disgo: %s %q: %s", e.Op, e.Name, e.Err.Error())
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// backendError marks a driver failure with ErrBackend while keeping the cause matchable.
+func backendError(cause error) error {
+	if cause == nil || errors.Is(cause, ErrBackend) {
+		return cause
+	}
+	return fmt.Errorf("%w: %w", ErrBackend, cause)
+}
+
+var errNotHeldByStore = errors.New("the store no longer names this owner")

@@ -1,0 +1,156 @@
+package locker
+
+import (
+	"context"
+	"time"
+)
+
+// Lock is one held acquisition, returned by the Locker's acquiring methods.
+// Its methods are safe for concurrent use.
+type Lock[T any] struct {
+	l     *Locker[T]
+	key   T
+	name  string
+	owner string
+	fence int64
+	h     *hold
+	st    *lockState
+}
+
+// lockState is the loss signal of one handle; guarded by Locker.mu.
+type lockState struct {
+	done     chan struct{}
+	err      error
+	released bool
+}
+
+// end (Locker.mu held) closes the handle's Done with err, once.
+func (s *lockState) end(err error) {
+	if s.err == nil {
+		s.err = err
+		close(s.done)
+	}
+}
+
+// Key returns the key the lock was taken on.
+func (h *Lock[T]) Key() T { return h.key }
+
+// Name returns the namespace-qualified lock name.
+func (h *Lock[T]) Name() string { return h.name }
+
+// Owner returns the owner token. Pass it to [WithOwner] to re-enter.
+func (h *Lock[T]) Owner() string { return h.owner }
+
+// Fence returns the fencing token: greater than the token of every earlier
+// holding of this name, and the same for re-entries. Send it with every
+// write the lock protects and have the resource reject lower tokens.
+func (h *Lock[T]) Fence() int64 { return h.fence }
+
+// Deadline returns when the lease ends as far as this process knows: the
+// local monotonic time taken before the request that set the lease was
+// sent, plus the lease. Renewal moves it forward.
+func (h *Lock[T]) Deadline() time.Time {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.h.deadline
+}
+
+// Done is closed when the handle stops holding the lock: on its release,
+// or when the lock is lost (lease lapsed, renewal failed, taken by
+// another). Err tells which.
+func (h *Lock[T]) Done() <-chan struct{} { return h.st.done }
+
+// Err returns nil while the lock is held; after Done is closed it returns
+// an error matching [ErrReleased] or [ErrLost] (wrapping the cause).
+func (h *Lock[T]) Err() error {
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	return h.st.err
+}
+
+// Release undoes this handle's acquisition. When it is the owner's last
+// one through this Locker, renewal stops before the request is sent, so
+// that a failed release leaves a lease that ends on its own. It fails with
+// [ErrNotHeld] when the store says the owner no longer holds the lock (it
+// expired or was taken) or the handle was released already, and with
+// [ErrBackend] when the store failed. An already-done ctx fails with its
+// error and changes nothing.
+func (h *Lock[T]) Release(ctx context.Context) error {
+	const op = "release"
+	if ctx == nil {
+		return &Error{Op: op, Name: h.name, Err: argError("ctx", "nil")}
+	}
+	if err := ctx.Err(); err != nil {
+		return &Error{Op: op, Name: h.name, Err: err}
+	}
+	l := h.l
+	l.mu.Lock()
+	if h.st.released {
+		l.mu.Unlock()
+		return &Error{Op: op, Name: h.name, Err: ErrNotHeld}
+	}
+	h.st.released = true
+	h.st.end(ErrReleased)
+	delete(h.h.handles, h.st)
+	var stop func()
+	if len(h.h.handles) == 0 && !h.h.gone {
+		stop = l.forget(h.h)
+	}
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer cancel()
+	held, _, err := l.backend.Release(rctx, h.name, h.owner, "")
+	switch {
+	case err != nil:
+		return &Error{Op: op, Name: h.name, Err: failure(ctx, err)}
+	case !held:
+		return &Error{Op: op, Name: h.name, Err: ErrNotHeld}
+	}
+	return nil
+}
+
+// Extend sets the remaining lease to lease (at least [MinLease]), for locks
+// taken with a fixed lease that need more time. It fails with [ErrNotHeld]
+// when the owner no longer holds the lock, which also ends the handle.
+func (h *Lock[T]) Extend(ctx context.Context, lease time.Duration) error {
+	const op = "extend"
+	switch {
+	case ctx == nil:
+		return &Error{Op: op, Name: h.name, Err: argError("ctx", "nil")}
+	case lease < MinLease:
+		return &Error{Op: op, Name: h.name, Err: argError("lease", "%v is below the minimum %v", lease, MinLease)}
+	case ctx.Err() != nil:
+		return &Error{Op: op, Name: h.name, Err: ctx.Err()}
+	}
+	l := h.l
+	l.mu.Lock()
+	released := h.st.released
+	l.mu.Unlock()
+	if released {
+		return &Error{Op: op, Name: h.name, Err: ErrNotHeld}
+	}
+	rctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	defer cancel()
+	start := time.Now()
+	held, err := l.backend.Extend(rctx, h.name, h.owner, lease)
+	switch {
+	case err != nil:
+		return &Error{Op: op, Name: h.name, Err: failure(ctx, err)}
+	case !held:
+		l.lose(h.h, errNotHeldByStore)
+		return &Error{Op: op, Name: h.name, Err: ErrNotHeld}
+	}
+	l.mu.Lock()
+	if !h.h.gone {
+		h.h.deadline = start.Add(lease)
+		if h.h.stop == nil {
+			l.armTimer(h.h)
+		}
+	}
+	l.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,350 @@
+package locker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/renewer"
+)
+
+// Locker hands out distributed locks on keys of type T. It is safe for
+// concurrent use. Create one per store and namespace and share it: it owns
+// the renewal scheduler and shares the store's subscriptions among all of
+// its waiters.
+type Locker[T any] struct {
+	cfg     config[T]
+	backend Backend
+	queue   Queue // nil in Barging mode
+	notify  Notifier
+	renew   Renewer
+	ownRenw *renewer.Renewer // the default renewer, closed by Close
+
+	mu     sync.Mutex
+	closed bool
+	holds  map[holdKey]*hold
+}
+
+type holdKey struct{ name, owner string }
+
+// hold is the local state of one (name, owner) holding, shared by every
+// handle that re-entered it through this Locker.
+type hold struct {
+	key      holdKey
+	fence    int64
+	deadline time.Time
+	handles  map[*lockState]struct{}
+	timer    *time.Timer // fires at deadline while not renewed
+	stop     func()      // stops renewal; nil while not renewed
+	gone     bool        // lost or fully released: no longer in Locker.holds
+}
+
+// New returns a Locker on backend b. Queue and Notifier are taken from b
+// when it implements them, unless opts names others; the Renewer defaults
+// to renewer.New(b). It fails with an [*ArgumentError] for a nil backend
+// or invalid options, and with [ErrUnsupported] for Fair mode without a
+// Queue.
+func New[T any](b Backend, opts Options[T]) (*Locker[T], error) {
+	wrap := func(err error) error { return &Error{Op: "new", Err: err} }
+	if b == nil {
+		return nil, wrap(argError("backend", "nil"))
+	}
+	cfg, err := opts.resolve()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	l := &Locker[T]{cfg: cfg, backend: b, queue: cfg.Queue, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold)}
+	if cfg.Mode == Fair {
+		if l.queue == nil {
+			q, ok := b.(Queue)
+			if !ok {
+				return nil, wrap(errors.Join(ErrUnsupported, errors.New("fair mode needs a backend that implements Queue; set Options.Mode to Barging")))
+			}
+			l.queue = q
+		}
+	} else {
+		l.queue = nil
+	}
+	if l.notify == nil {
+		l.notify, _ = b.(Notifier)
+	}
+	if l.renew == nil {
+		r, err := renewer.New(b, renewer.Options{RequestTimeout: cfg.RequestTimeout})
+		if err != nil {
+			return nil, wrap(err)
+		}
+		l.renew, l.ownRenw = r, r
+	}
+	return l, nil
+}
+
+// Name returns the lock name of key: the namespace-qualified name the
+// store sees. It fails with an [*ArgumentError] when the name is empty or
+// longer than MaxNameLen.
+func (l *Locker[T]) Name(key T) (string, error) {
+	name, err := l.name(key)
+	if err != nil {
+		return "", &Error{Op: "name", Err: err}
+	}
+	return name, nil
+}
+
+func (l *Locker[T]) name(key T) (string, error) {
+	k := l.cfg.key(key)
+	if k == "" {
+		return "", argError("key", "maps to an empty lock name")
+	}
+	name := k
+	if l.cfg.Namespace != "" {
+		name = l.cfg.Namespace + ":" + k
+	}
+	if len(name) > MaxNameLen {
+		return "", argError("key", "lock name is %d bytes, longer than MaxNameLen (%d)", len(name), MaxNameLen)
+	}
+	return name, nil
+}
+
+// TryLock makes a single attempt to take the lock of key with a fixed
+// lease: no waiting, no renewal. It fails with [ErrNotObtained] when
+// another owner holds the lock (in fair mode also when others are queued).
+func (l *Locker[T]) TryLock(ctx context.Context, key T, lease time.Duration, opts ...CallOption) (*Lock[T], error) {
+	return l.acquire(ctx, "trylock", key, 0, lease, false, opts)
+}
+
+// Lock waits up to wait, and while ctx is not done, to take the lock of key
+// with a fixed lease, which is not renewed. A wait of zero makes a single
+// attempt; [WaitForever] waits until ctx is done. The waiter wakes on the
+// release of the lock and re-checks at least every FallbackInterval (and
+// when the holder's lease ends). It fails with [ErrNotObtained] when the
+// wait elapsed, with ctx's error when ctx is done, and with [ErrBackend]
+// when the store failed on the last attempt.
+func (l *Locker[T]) Lock(ctx context.Context, key T, wait, lease time.Duration, opts ...CallOption) (*Lock[T], error) {
+	return l.acquire(ctx, "lock", key, wait, lease, false, opts)
+}
+
+// LockWithRenewal waits like [Locker.Lock], then keeps the lease
+// (Options.RenewLease) alive until the lock is released or lost. A lost
+// lock closes [Lock.Done] and sets [Lock.Err] to an [ErrLost] error.
+func (l *Locker[T]) LockWithRenewal(ctx context.Context, key T, wait time.Duration, opts ...CallOption) (*Lock[T], error) {
+	return l.acquire(ctx, "lock", key, wait, l.cfg.RenewLease, true, opts)
+}
+
+// Close stops renewing every lock held through l, whose leases then end on
+// their own; their handles report [ErrLost] wrapping [ErrClosed]. Later
+// acquisitions fail with ErrClosed; Release and Extend of existing handles
+// still work. Close does not close the backend.
+func (l *Locker[T]) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	var lost []*hold
+	for _, h := range l.holds {
+		lost = append(lost, h)
+	}
+	l.mu.Unlock()
+	for _, h := range lost {
+		l.lose(h, ErrClosed)
+	}
+	if l.ownRenw != nil {
+		l.ownRenw.Close()
+	}
+	return nil
+}
+
+func (l *Locker[T]) validate(ctx context.Context, key T, wait, lease time.Duration, opts []CallOption) (name string, co callOptions, err error) {
+	if ctx == nil {
+		return "", co, argError("ctx", "nil")
+	}
+	if name, err = l.name(key); err != nil {
+		return "", co, err
+	}
+	if lease < MinLease {
+		return name, co, argError("lease", "%v is below the minimum %v", lease, MinLease)
+	}
+	if wait < 0 {
+		return name, co, argError("wait", "negative (%v)", wait)
+	}
+	for _, o := range opts {
+		o(&co)
+	}
+	if co.owner == "" {
+		if co.set {
+			return name, co, argError("owner", "empty")
+		}
+		co.owner = NewOwner()
+	}
+	if len(co.owner) > MaxOwnerLen {
+		return name, co, argError("owner", "%d bytes, longer than MaxOwnerLen (%d)", len(co.owner), MaxOwnerLen)
+	}
+	if err := ctx.Err(); err != nil {
+		return name, co, err
+	}
+	return name, co, nil
+}
+
+func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease time.Duration, renew bool, opts []CallOption) (*Lock[T], error) {
+	name, co, err := l.validate(ctx, key, wait, lease, opts)
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, Err: err}
+	}
+	if l.isClosed() {
+		return nil, &Error{Op: op, Name: name, Err: ErrClosed}
+	}
+	a := attempt{
+		backend: l.backend, queue: l.queue, timeout: l.cfg.RequestTimeout,
+		req:     AcquireRequest{Name: name, Owner: co.owner, Ticket: fairqueue.NewTicket(), Lease: lease},
+	}
+	if wait > 0 {
+		a.waiterTTL = l.cfg.policy.TTL()
+	}
+	start, res, err := l.wait(ctx, &a, wait)
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, Err: err}
+	}
+	h, err := l.register(key, a.req, start, res, renew)
+	if err != nil {
+		return nil, &Error{Op: op, Name: name, Err: err}
+	}
+	return h, nil
+}
+
+func (l *Locker[T]) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// register records a fresh or re-entered holding and starts its renewal or
+// its expiry timer.
+func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, res AcquireResult, renew bool) (*Lock[T], error) {
+	k := holdKey{req.Name, req.Owner}
+	deadline := start.Add(req.Lease)
+	st := &lockState{done: make(chan struct{})}
+
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.undo(req)
+		return nil, ErrClosed
+	}
+	h := l.holds[k]
+	var stale *hold
+	if h != nil && (res.Count == 1 || h.fence != res.Fence) {
+		// The store started a new holding: the one we knew was lost.
+		stale, h = h, nil
+	}
+	if h == nil {
+		h = &hold{key: k, fence: res.Fence, handles: make(map[*lockState]struct{})}
+		l.holds[k] = h
+	}
+	h.handles[st] = struct{}{}
+	if deadline.After(h.deadline) {
+		h.deadline = deadline
+	}
+	var startRenew bool
+	if renew && h.stop == nil {
+		startRenew = true
+		h.stop = func() {} // placeholder until Keep returns; set below
+	}
+	if h.stop == nil {
+		l.armTimer(h)
+	} else if h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+	}
+	hd := h.deadline
+	l.mu.Unlock()
+
+	if stale != nil {
+		l.lose(stale, errors.New("the store reports a new holding of this owner"))
+	}
+	if startRenew {
+		stop := l.renew.Keep(Hold{
+			Name: req.Name, Owner: req.Owner, Lease: req.Lease, Deadline: hd,
+			OnRenewed: func(d time.Time) { l.renewed(h, d) },
+			OnLost:    func(cause error) { l.lose(h, cause) },
+		})
+		l.mu.Lock()
+		if h.gone {
+			l.mu.Unlock()
+			stop()
+		} else {
+			h.stop = stop
+			l.mu.Unlock()
+		}
+	}
+	return &Lock[T]{l: l, key: key, name: req.Name, owner: req.Owner, fence: res.Fence, h: h, st: st}, nil
+}
+
+// armTimer (l.mu held) makes a holding that is not renewed end at its deadline.
+func (l *Locker[T]) armTimer(h *hold) {
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	h.timer = time.AfterFunc(time.Until(h.deadline), func() { l.expire(h) })
+}
+
+func (l *Locker[T]) expire(h *hold) {
+	l.mu.Lock()
+	late := h.gone || h.stop != nil || time.Now().Before(h.deadline)
+	l.mu.Unlock()
+	if !late {
+		l.lose(h, errors.New("lease expired"))
+	}
+}
+
+func (l *Locker[T]) renewed(h *hold, d time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !h.gone && d.After(h.deadline) {
+		h.deadline = d
+	}
+}
+
+// lose ends a holding: every live handle's Done closes with ErrLost
+// wrapping cause, renewal stops, and the holding is forgotten.
+func (l *Locker[T]) lose(h *hold, cause error) {
+	l.mu.Lock()
+	if h.gone {
+		l.mu.Unlock()
+		return
+	}
+	stop := l.forget(h)
+	err := &Error{Op: "hold", Name: h.key.name, Err: errors.Join(ErrLost, cause)}
+	for st := range h.handles {
+		st.end(err)
+	}
+	l.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// forget (l.mu held) removes h from the Locker and returns its renewal stop.
+func (l *Locker[T]) forget(h *hold) func() {
+	h.gone = true
+	if l.holds[h.key] == h {
+		delete(l.holds, h.key)
+	}
+	if h.timer != nil {
+		h.timer.Stop()
+		h.timer = nil
+	}
+	stop := h.stop
+	h.stop = nil
+	return stop
+}
+
+// undo best-effort releases the acquisition made by req.Ticket: an attempt
+// whose reply was lost, or one that must not stand. The ticket makes it
+// undo nothing else. It uses its own context, as the caller's may be done.
+func (l *Locker[T]) undo(req AcquireRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.RequestTimeout)
+	defer cancel()
+	_, _, _ = l.backend.Release(ctx, req.Name, req.Owner, req.Ticket)
+}

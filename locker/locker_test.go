@@ -1,0 +1,474 @@
+package locker_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+	"go.uber.org/mock/gomock"
+
+	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/lockermock"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var errStore = errors.New("connection refused")
+
+// fairBackend is a mock Backend that also implements Queue, as a fair
+// store does.
+type fairBackend struct {
+	*lockermock.MockBackend
+	*lockermock.MockQueue
+}
+
+type rig struct {
+	ctrl *gomock.Controller
+	b    *lockermock.MockBackend
+	q    *lockermock.MockQueue
+	n    *lockermock.MockNotifier
+	r    *lockermock.MockRenewer
+}
+
+func newRig(t *testing.T) *rig {
+	ctrl := gomock.NewController(t)
+	return &rig{
+		ctrl: ctrl,
+		b:    lockermock.NewMockBackend(ctrl),
+		q:    lockermock.NewMockQueue(ctrl),
+		n:    lockermock.NewMockNotifier(ctrl),
+		r:    lockermock.NewMockRenewer(ctrl),
+	}
+}
+
+func (r *rig) barging(t *testing.T, opts locker.Options[string]) *locker.Locker[string] {
+	t.Helper()
+	opts.Mode = locker.Barging
+	if opts.Notifier == nil {
+		opts.Notifier = r.n
+	}
+	opts.Renewer = r.r
+	l, err := locker.New(locker.Backend(r.b), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+func (r *rig) fair(t *testing.T, opts locker.Options[string]) *locker.Locker[string] {
+	t.Helper()
+	opts.Notifier = r.n
+	opts.Renewer = r.r
+	l, err := locker.New(locker.Backend(fairBackend{r.b, r.q}), opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+func acquired(fence int64, count int) locker.AcquireResult {
+	return locker.AcquireResult{Acquired: true, Fence: fence, Count: count, Position: -1}
+}
+
+func taken(ttl time.Duration) locker.AcquireResult {
+	return locker.AcquireResult{TTL: ttl, Position: -1}
+}
+
+// fakeSub is a Subscription the test can wake.
+type fakeSub struct {
+	c      chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newFakeSub() *fakeSub {
+	return &fakeSub{c: make(chan struct{}, 1), closed: make(chan struct{})}
+}
+func (s *fakeSub) Wake() <-chan struct{} { return s.c }
+func (s *fakeSub) Close()                { s.once.Do(func() { close(s.closed) }) }
+
+func TestNewRejectsBadInput(t *testing.T) {
+	r := newRig(t)
+	_, err := locker.New[string](nil, locker.Options[string]{})
+	require.ErrorIs(t, err, locker.ErrInvalidArgument)
+	var ae *locker.ArgumentError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "backend", ae.Arg)
+
+	for name, opts := range map[string]locker.Options[string]{
+		"namespace brace": {Namespace: "a{b"},
+		"mode":            {Mode: locker.Mode(7)},
+		"renew lease":     {RenewLease: time.Millisecond},
+		"waiter ttl":      {WaiterTTL: time.Millisecond},
+		"negative":        {RequestTimeout: -time.Second},
+	} {
+		_, err := locker.New(locker.Backend(r.b), opts)
+		assert.ErrorIs(t, err, locker.ErrInvalidArgument, name)
+	}
+
+	// Fair mode needs a Queue.
+	_, err = locker.New(locker.Backend(r.b), locker.Options[string]{})
+	require.ErrorIs(t, err, locker.ErrUnsupported)
+
+	// A key type that is neither a string nor a Stringer needs Options.Key.
+	_, err = locker.New(locker.Backend(r.b), locker.Options[int]{Mode: locker.Barging})
+	require.ErrorIs(t, err, locker.ErrInvalidArgument)
+}
+
+type orderID int
+
+func (o orderID) String() string { return "order-" + strings.Repeat("x", int(o)) }
+
+func TestKeyMapping(t *testing.T) {
+	r := newRig(t)
+	ls, err := locker.New(locker.Backend(r.b), locker.Options[orderID]{Mode: locker.Barging, Namespace: "shop", Renewer: r.r})
+	require.NoError(t, err)
+	defer ls.Close()
+	name, err := ls.Name(orderID(2))
+	require.NoError(t, err)
+	assert.Equal(t, "shop:order-xx", name)
+
+	type tenant struct{ id int }
+	lt, err := locker.New(locker.Backend(r.b), locker.Options[tenant]{
+		Mode: locker.Barging, Renewer: r.r,
+		Key: func(t tenant) string { return strings.Repeat("t", t.id) },
+	})
+	require.NoError(t, err)
+	defer lt.Close()
+	_, err = lt.Name(tenant{0})
+	require.ErrorIs(t, err, locker.ErrInvalidArgument)
+	_, err = lt.Name(tenant{locker.MaxNameLen + 1})
+	require.ErrorIs(t, err, locker.ErrInvalidArgument)
+}
+
+func TestBadCallInputNeverReachesTheStore(t *testing.T) {
+	r := newRig(t) // no EXPECT: any store call fails the test
+	l := r.barging(t, locker.Options[string]{})
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+
+	cases := map[string]func() error{
+		"empty name":      func() error { _, err := l.TryLock(ctx, "", time.Second); return err },
+		"long name":       func() error { _, err := l.TryLock(ctx, strings.Repeat("n", locker.MaxNameLen+1), time.Second); return err },
+		"zero lease":      func() error { _, err := l.TryLock(ctx, "k", 0); return err },
+		"sub-ms lease":    func() error { _, err := l.Lock(ctx, "k", time.Second, time.Microsecond); return err },
+		"negative wait":   func() error { _, err := l.Lock(ctx, "k", -time.Second, time.Second); return err },
+		"empty owner":     func() error { _, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner("")); return err },
+		"long owner":      func() error { _, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner(strings.Repeat("o", 300))); return err },
+		"nil ctx":         func() error { _, err := l.TryLock(nil, "k", time.Second); return err }, //nolint:staticcheck // testing nil ctx
+		"renew empty key": func() error { _, err := l.LockWithRenewal(ctx, "", time.Second); return err },
+	}
+	for name, call := range cases {
+		err := call()
+		assert.ErrorIs(t, err, locker.ErrInvalidArgument, name)
+		var le *locker.Error
+		assert.ErrorAs(t, err, &le, name)
+	}
+	_, err := l.TryLock(cancelled, "k", time.Second)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, locker.ErrNotObtained)
+}
+
+func TestTryLockTakenIsNotObtained(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(taken(time.Second), nil)
+	_, err := l.TryLock(context.Background(), "k", time.Second)
+	require.ErrorIs(t, err, locker.ErrNotObtained)
+	var le *locker.Error
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, "trylock", le.Op)
+	assert.Equal(t, "k", le.Name)
+}
+
+func TestTryLockStoreErrorUndoesTheAttempt(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	var req locker.AcquireRequest
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(
+		func(_ context.Context, q locker.AcquireRequest) (locker.AcquireResult, error) {
+			req = q
+			return locker.AcquireResult{}, errStore
+		})
+	// The reply was lost: the attempt may have succeeded, so exactly that
+	// attempt (by its ticket) is undone.
+	r.b.EXPECT().Release(gomock.Any(), "k", gomock.Any(), gomock.Any()).DoAndReturn(
+		func(_ context.Context, name, owner, ticket string) (bool, int, error) {
+			assert.Equal(t, req.Owner, owner)
+			assert.Equal(t, req.Ticket, ticket)
+			assert.NotEmpty(t, ticket)
+			return false, 0, nil
+		})
+	_, err := l.TryLock(context.Background(), "k", time.Second)
+	require.ErrorIs(t, err, locker.ErrBackend)
+	require.ErrorIs(t, err, errStore)
+	require.NotErrorIs(t, err, locker.ErrNotObtained)
+}
+
+func TestStoreErrorInTheMiddleOfWaitingIsRetried(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	sub := newFakeSub()
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(sub, nil)
+	gomock.InOrder(
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(taken(time.Hour), nil),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(locker.AcquireResult{}, errStore),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(locker.AcquireResult{}, errStore),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(7, 1), nil),
+	)
+	h, err := l.Lock(context.Background(), "k", time.Minute, time.Minute)
+	require.NoError(t, err)
+	assert.Equal(t, int64(7), h.Fence())
+	select {
+	case <-sub.closed:
+	default:
+		t.Fatal("the subscription was not closed after acquiring")
+	}
+	r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(true, 0, nil)
+	require.NoError(t, h.Release(context.Background()))
+}
+
+func TestWaitElapsedWhileStoreFailsReportsBackend(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(newFakeSub(), nil)
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(locker.AcquireResult{}, errStore).MinTimes(2)
+	r.b.EXPECT().Release(gomock.Any(), "k", gomock.Any(), gomock.Not("")).Return(false, 0, nil)
+	_, err := l.Lock(context.Background(), "k", 50*time.Millisecond, time.Second)
+	require.ErrorIs(t, err, locker.ErrBackend)
+	require.ErrorIs(t, err, errStore)
+}
+
+func TestFailedNotifierFallsBackToRechecks(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{FallbackInterval: 80 * time.Millisecond})
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(nil, errStore)
+	gomock.InOrder(
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(taken(time.Hour), nil).Times(3),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(1, 1), nil),
+	)
+	h, err := l.Lock(context.Background(), "k", time.Minute, time.Minute)
+	require.NoError(t, err)
+	r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(true, 0, nil)
+	require.NoError(t, h.Release(context.Background()))
+}
+
+func TestWakeUpTriggersAnAttempt(t *testing.T) {
+	r := newRig(t)
+	// A fallback far beyond the test's patience: only the wake-up can help.
+	l := r.barging(t, locker.Options[string]{FallbackInterval: time.Hour})
+	sub := newFakeSub()
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(sub, nil)
+	attempts := make(chan struct{}, 10)
+	gomock.InOrder(
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(
+			func(context.Context, locker.AcquireRequest) (locker.AcquireResult, error) {
+				attempts <- struct{}{}
+				return taken(time.Hour), nil
+			}).Times(2),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(3, 1), nil),
+	)
+	res := make(chan error, 1)
+	go func() {
+		h, err := l.Lock(context.Background(), "k", locker.WaitForever, time.Minute)
+		if err == nil {
+			r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(true, 0, nil)
+			err = h.Release(context.Background())
+		}
+		res <- err
+	}()
+	for range 2 {
+		select {
+		case <-attempts:
+		case <-time.After(10 * time.Second):
+			t.Fatal("timed out waiting for the first two attempts")
+		}
+	}
+	sub.c <- struct{}{}
+	select {
+	case err := <-res:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for the woken waiter to acquire")
+	}
+}
+
+func TestCancelledWhileQueuedLeavesTheQueue(t *testing.T) {
+	r := newRig(t)
+	l := r.fair(t, locker.Options[string]{})
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(newFakeSub(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	var ticket string
+	calls := 0
+	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), fairqueue.DefaultWaiterTTL).DoAndReturn(
+		func(_ context.Context, req locker.AcquireRequest, _ time.Duration) (locker.AcquireResult, error) {
+			ticket = req.Ticket
+			if calls++; calls == 2 {
+				cancel() // the caller gives up while queued
+			}
+			return locker.AcquireResult{TTL: time.Hour, Position: 0}, nil
+		}).Times(2)
+	left := make(chan string, 1)
+	r.q.EXPECT().Leave(gomock.Any(), "k", gomock.Any()).DoAndReturn(func(_ context.Context, _, tk string) error {
+		left <- tk
+		return nil
+	})
+	_, err := l.Lock(ctx, "k", time.Minute, time.Second)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotErrorIs(t, err, locker.ErrNotObtained)
+	select {
+	case tk := <-left:
+		assert.Equal(t, ticket, tk)
+	default:
+		t.Fatal("the cancelled waiter did not leave the queue")
+	}
+}
+
+func TestFairTryLockDoesNotJoinTheQueue(t *testing.T) {
+	r := newRig(t)
+	l := r.fair(t, locker.Options[string]{})
+	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Duration(0)).Return(locker.AcquireResult{TTL: -1, Position: -1}, nil)
+	_, err := l.TryLock(context.Background(), "k", time.Second)
+	require.ErrorIs(t, err, locker.ErrNotObtained)
+}
+
+func TestRenewalLossReachesTheHolder(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(9, 1), nil)
+	holds := make(chan locker.Hold, 1)
+	stopped := make(chan struct{}, 1)
+	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h locker.Hold) func() {
+		holds <- h
+		return func() { stopped <- struct{}{} }
+	})
+	h, err := l.LockWithRenewal(context.Background(), "k", 0)
+	require.NoError(t, err)
+	hold := <-holds
+	assert.Equal(t, "k", hold.Name)
+	assert.Equal(t, h.Owner(), hold.Owner)
+	assert.Equal(t, locker.DefaultRenewLease, hold.Lease)
+	assert.Equal(t, h.Deadline(), hold.Deadline)
+
+	later := hold.Deadline.Add(time.Second)
+	hold.OnRenewed(later)
+	assert.Equal(t, later, h.Deadline())
+	require.NoError(t, h.Err())
+
+	cause := errors.New("renewal timed out")
+	hold.OnLost(cause)
+	select {
+	case <-h.Done():
+	default:
+		t.Fatal("Done was not closed on loss")
+	}
+	require.ErrorIs(t, h.Err(), locker.ErrLost)
+	require.ErrorIs(t, h.Err(), cause)
+	<-stopped
+
+	r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(false, 0, nil)
+	require.ErrorIs(t, h.Release(context.Background()), locker.ErrNotHeld)
+}
+
+func TestFinalReleaseStopsRenewalBeforeTheRequest(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(4, 1), nil)
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(4, 2), nil)
+	var stopCalls int
+	r.r.EXPECT().Keep(gomock.Any()).Return(func() { stopCalls++ }).Times(1)
+	h1, err := l.LockWithRenewal(context.Background(), "k", 0)
+	require.NoError(t, err)
+	h2, err := l.LockWithRenewal(context.Background(), "k", 0, locker.WithOwner(h1.Owner()))
+	require.NoError(t, err)
+	assert.Equal(t, h1.Fence(), h2.Fence())
+
+	// The first of two releases keeps renewing.
+	r.b.EXPECT().Release(gomock.Any(), "k", h1.Owner(), "").Return(true, 1, nil)
+	require.NoError(t, h2.Release(context.Background()))
+	assert.Equal(t, 0, stopCalls)
+	require.ErrorIs(t, h2.Err(), locker.ErrReleased)
+	require.NoError(t, h1.Err())
+
+	// The last one stops renewal before it sends the release.
+	r.b.EXPECT().Release(gomock.Any(), "k", h1.Owner(), "").DoAndReturn(
+		func(context.Context, string, string, string) (bool, int, error) {
+			assert.Equal(t, 1, stopCalls, "renewal still running when the final release was sent")
+			return true, 0, nil
+		})
+	require.NoError(t, h1.Release(context.Background()))
+
+	// Double release: a typed error, and the store is not asked again.
+	require.ErrorIs(t, h1.Release(context.Background()), locker.ErrNotHeld)
+}
+
+func TestFailedFinalReleaseStillStopsRenewal(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(4, 1), nil)
+	stopped := false
+	r.r.EXPECT().Keep(gomock.Any()).Return(func() { stopped = true })
+	h, err := l.LockWithRenewal(context.Background(), "k", 0)
+	require.NoError(t, err)
+	r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(false, 0, errStore)
+	err = h.Release(context.Background())
+	require.ErrorIs(t, err, locker.ErrBackend)
+	assert.True(t, stopped, "a failed unlock must not leave the lock renewed forever")
+}
+
+func TestFixedLeaseEndsAtItsDeadline(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(1, 1), nil)
+	before := time.Now()
+	h, err := l.TryLock(context.Background(), "k", 30*time.Millisecond)
+	require.NoError(t, err)
+	assert.False(t, h.Deadline().Before(before.Add(30*time.Millisecond)))
+	assert.False(t, h.Deadline().After(time.Now().Add(30*time.Millisecond)))
+	select {
+	case <-h.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for Done after the fixed lease ended")
+	}
+	require.ErrorIs(t, h.Err(), locker.ErrLost)
+	assert.False(t, time.Now().Before(h.Deadline()), "Done closed before the deadline")
+}
+
+func TestExtendNotHeldEndsTheHandle(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(1, 1), nil)
+	h, err := l.TryLock(context.Background(), "k", time.Minute)
+	require.NoError(t, err)
+	r.b.EXPECT().Extend(gomock.Any(), "k", h.Owner(), 2*time.Minute).Return(true, nil)
+	d := h.Deadline()
+	require.NoError(t, h.Extend(context.Background(), 2*time.Minute))
+	assert.True(t, h.Deadline().After(d))
+	require.ErrorIs(t, h.Extend(context.Background(), 0), locker.ErrInvalidArgument)
+	r.b.EXPECT().Extend(gomock.Any(), "k", h.Owner(), time.Minute).Return(false, nil)
+	require.ErrorIs(t, h.Extend(context.Background(), time.Minute), locker.ErrNotHeld)
+	require.ErrorIs(t, h.Err(), locker.ErrLost)
+}
+
+func TestCloseEndsHoldsAndRefusesNewCalls(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(1, 1), nil)
+	stopped := make(chan struct{}, 1)
+	r.r.EXPECT().Keep(gomock.Any()).Return(func() { stopped <- struct{}{} })
+	h, err := l.LockWithRenewal(context.Background(), "k", 0)
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+	<-stopped
+	require.ErrorIs(t, h.Err(), locker.ErrLost)
+	require.ErrorIs(t, h.Err(), locker.ErrClosed)
+	_, err = l.TryLock(context.Background(), "k", time.Second)
+	require.ErrorIs(t, err, locker.ErrClosed)
+	require.NoError(t, l.Close(), "Close is idempotent")
+}
