@@ -1,0 +1,826 @@
+package renewer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/disgolock/disgo/internal/fakeclock"
+	"github.com/disgolock/disgo/renewer"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	t0      = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	errBoom = errors.New("store unreachable")
+)
+
+const patience = 10 * time.Second // for "timed out waiting for X" only
+
+// request is one Extend or ExtendBatch call seen by a scripted store. The
+// call blocks until the test answers it or its context is done.
+type request struct {
+	ctx   context.Context
+	items []renewer.Extension
+	reply chan answer
+}
+
+type answer struct {
+	items []renewer.Extension // results, in the order asked
+	err   error               // error of the whole call
+}
+
+func (q *request) names() []string {
+	var ns []string
+	for _, it := range q.items {
+		ns = append(ns, it.Name)
+	}
+	return ns
+}
+
+// answerAll gives every item the same result.
+func (q *request) answerAll(held bool, err error) {
+	items := slices.Clone(q.items)
+	for i := range items {
+		items[i].Held, items[i].Err = held, err
+	}
+	q.reply <- answer{items: items}
+}
+
+// store is a scripted Extender: each call is handed to the test on reqs.
+type store struct {
+	reqs                  chan *request
+	calls                 atomic.Int64
+	inflight, maxInflight atomic.Int64
+}
+
+func newStore() *store { return &store{reqs: make(chan *request)} }
+
+func (s *store) do(ctx context.Context, items []renewer.Extension) answer {
+	s.calls.Add(1)
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	storeMax(&s.maxInflight, n)
+	q := &request{ctx: ctx, items: items, reply: make(chan answer, 1)}
+	select {
+	case s.reqs <- q:
+	case <-ctx.Done():
+		return answer{err: ctx.Err()}
+	}
+	select {
+	case a := <-q.reply:
+		return a
+	case <-ctx.Done():
+		return answer{err: ctx.Err()}
+	}
+}
+
+// storeMax raises a to n if n is larger.
+func storeMax(a *atomic.Int64, n int64) {
+	for m := a.Load(); n > m && !a.CompareAndSwap(m, n); m = a.Load() {
+	}
+}
+
+func (s *store) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
+	a := s.do(ctx, []renewer.Extension{{Name: name, Owner: owner, Lease: lease}})
+	if a.err != nil {
+		return false, a.err
+	}
+	return a.items[0].Held, a.items[0].Err
+}
+
+// batchStore is a store that is also a BatchExtender.
+type batchStore struct{ *store }
+
+func (s batchStore) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+	a := s.do(ctx, slices.Clone(batch))
+	if a.err != nil {
+		return a.err
+	}
+	copy(batch, a.items)
+	return nil
+}
+
+// events records the callbacks of one hold.
+type events struct {
+	renewed chan time.Time
+	lost    chan error
+}
+
+func (ev *events) quiet(t *testing.T) {
+	t.Helper()
+	assert.Zero(t, len(ev.renewed), "unexpected OnRenewed")
+	assert.Zero(t, len(ev.lost), "unexpected OnLost")
+}
+
+func newHold(name string, lease time.Duration, deadline time.Time) (renewer.Hold, *events) {
+	ev := &events{renewed: make(chan time.Time, 100), lost: make(chan error, 10)}
+	return renewer.Hold{
+		Name: name, Owner: "owner-" + name, Lease: lease, Deadline: deadline,
+		OnRenewed: func(d time.Time) { ev.renewed <- d },
+		OnLost:    func(err error) { ev.lost <- err },
+	}, ev
+}
+
+func recv[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(patience):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+func next(t testing.TB, s *store) *request {
+	t.Helper()
+	return recv(t, s.reqs, "an extend request")
+}
+
+func waitTimer(t testing.TB, c *fakeclock.Clock, when time.Time) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	require.NoError(t, c.WaitTimer(ctx, when))
+}
+
+func newRenewer(t *testing.T, e renewer.Extender, opts renewer.Options) *renewer.Renewer {
+	t.Helper()
+	r, err := renewer.New(e, opts)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	return r
+}
+
+func TestNewRejectsInvalidOptions(t *testing.T) {
+	s := newStore()
+	for _, tc := range []struct {
+		name string
+		e    renewer.Extender
+		opts renewer.Options
+	}{
+		{"nil extender", nil, renewer.Options{}},
+		{"negative fraction", s, renewer.Options{Fraction: -0.1}},
+		{"fraction one", s, renewer.Options{Fraction: 1}},
+		{"fraction above one", s, renewer.Options{Fraction: 1.5}},
+		{"fraction NaN", s, renewer.Options{Fraction: math.NaN()}},
+		{"negative retry interval", s, renewer.Options{RetryInterval: -time.Second}},
+		{"negative request timeout", s, renewer.Options{RequestTimeout: -time.Second}},
+		{"negative max batch", s, renewer.Options{MaxBatch: -1}},
+		{"negative workers", s, renewer.Options{Workers: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := renewer.New(tc.e, tc.opts)
+			require.ErrorIs(t, err, renewer.ErrInvalidOption)
+			assert.Nil(t, r)
+		})
+	}
+	for _, opts := range []renewer.Options{{}, {Fraction: 0.5, RetryInterval: time.Second, RequestTimeout: time.Second, MaxBatch: 1, Workers: 1}} {
+		r, err := renewer.New(s, opts)
+		require.NoError(t, err, "%+v", opts)
+		r.Close()
+	}
+}
+
+func TestKeepRejectsNonPositiveLease(t *testing.T) {
+	r := newRenewer(t, newStore(), renewer.Options{Clock: fakeclock.New(t0)})
+	h, ev := newHold("a", 0, t0.Add(time.Second))
+	stop := r.Keep(h)
+	require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrInvalidHold)
+	assert.Zero(t, r.Len())
+	stop()
+}
+
+func TestRenewsAtFraction(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		fraction float64
+		lease    time.Duration
+		deadline time.Time
+		first    time.Time // first renewal
+		every    time.Duration
+	}{
+		{"default third", 0, 30 * time.Second, t0.Add(30 * time.Second), t0.Add(10 * time.Second), 10 * time.Second},
+		{"half, lease started earlier", 0.5, 10 * time.Second, t0.Add(8 * time.Second), t0.Add(3 * time.Second), 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := fakeclock.New(t0)
+			s := newStore()
+			r := newRenewer(t, s, renewer.Options{Fraction: tc.fraction, Clock: clk})
+			h, ev := newHold("a", tc.lease, tc.deadline)
+			stop := r.Keep(h)
+			assert.Equal(t, 1, r.Len())
+
+			waitTimer(t, clk, tc.first)
+			clk.Advance(tc.first.Sub(t0) - time.Millisecond)
+			select {
+			case q := <-s.reqs:
+				t.Fatalf("renewal sent before it was due: %v", q.names())
+			default:
+			}
+			clk.Advance(time.Millisecond)
+			for i := range 3 {
+				q := next(t, s)
+				require.Equal(t, []renewer.Extension{{Name: "a", Owner: "owner-a", Lease: tc.lease}}, q.items)
+				sent := clk.Now()
+				dl, ok := q.ctx.Deadline()
+				require.True(t, ok, "the request has a timeout")
+				assert.LessOrEqual(t, time.Until(dl), renewer.DefaultRequestTimeout)
+				clk.Advance(time.Millisecond) // the reply takes time; the new deadline counts from before the request
+				q.answerAll(true, nil)
+				assert.Equal(t, sent.Add(tc.lease), recv(t, ev.renewed, fmt.Sprintf("OnRenewed #%d", i)))
+				nextDue := sent.Add(tc.every)
+				waitTimer(t, clk, nextDue)
+				clk.Advance(nextDue.Sub(clk.Now()))
+			}
+			stop()
+			stop() // idempotent
+			assert.Zero(t, r.Len())
+			ev.quiet(t)
+		})
+	}
+}
+
+func TestBatchesHoldsDueInTheSameTick(t *testing.T) {
+	t.Run("one call", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, batchStore{s}, renewer.Options{Clock: clk})
+		var want []string
+		evs := map[string]*events{}
+		for i := range 50 {
+			name := fmt.Sprint("lock-", i)
+			h, ev := newHold(name, 30*time.Second, t0.Add(30*time.Second))
+			r.Keep(h)
+			want, evs[name] = append(want, name), ev
+		}
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s)
+		assert.ElementsMatch(t, want, q.names())
+		items := slices.Clone(q.items)
+		for i := range items {
+			items[i].Held = i != 0
+		}
+		q.reply <- answer{items: items}
+		require.ErrorIs(t, recv(t, evs[items[0].Name].lost, "OnLost of the item not held"), renewer.ErrNotHeld)
+		for _, it := range items[1:] {
+			assert.Equal(t, t0.Add(40*time.Second), recv(t, evs[it.Name].renewed, "OnRenewed"))
+		}
+		waitTimer(t, clk, t0.Add(20*time.Second))
+		assert.Equal(t, 49, r.Len())
+		r.Close()
+		assert.EqualValues(t, 1, s.calls.Load())
+	})
+
+	t.Run("MaxBatch", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, batchStore{s}, renewer.Options{Clock: clk, MaxBatch: 2})
+		for i := range 5 {
+			h, _ := newHold(fmt.Sprint("lock-", i), 30*time.Second, t0.Add(30*time.Second))
+			r.Keep(h)
+		}
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		var sizes []int
+		var names []string
+		for range 3 { // concurrent: none is answered before all arrived
+			q := next(t, s)
+			defer q.answerAll(true, nil)
+			sizes, names = append(sizes, len(q.items)), append(names, q.names()...)
+		}
+		slices.Sort(sizes)
+		assert.Equal(t, []int{1, 2, 2}, sizes)
+		assert.ElementsMatch(t, []string{"lock-0", "lock-1", "lock-2", "lock-3", "lock-4"}, names)
+	})
+}
+
+func TestConcurrentExtendWithoutBatch(t *testing.T) {
+	t.Run("up to Workers at once", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk})
+		var evs []*events
+		for i := range renewer.DefaultWorkers {
+			h, ev := newHold(fmt.Sprint("lock-", i), 30*time.Second, t0.Add(30*time.Second))
+			r.Keep(h)
+			evs = append(evs, ev)
+		}
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		var qs []*request
+		for range renewer.DefaultWorkers { // all arrive before any is answered
+			q := next(t, s)
+			require.Len(t, q.items, 1)
+			qs = append(qs, q)
+		}
+		for _, q := range qs {
+			q.answerAll(true, nil)
+		}
+		for _, ev := range evs {
+			assert.Equal(t, t0.Add(40*time.Second), recv(t, ev.renewed, "OnRenewed"))
+		}
+	})
+
+	t.Run("never more than Workers", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk, Workers: 2})
+		for i := range 7 {
+			h, _ := newHold(fmt.Sprint("lock-", i), 30*time.Second, t0.Add(30*time.Second))
+			r.Keep(h)
+		}
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		var names []string
+		first := []*request{next(t, s), next(t, s)} // two in flight at once
+		for _, q := range first {
+			names = append(names, q.names()...)
+			q.answerAll(true, nil)
+		}
+		for range 5 {
+			q := next(t, s)
+			names = append(names, q.names()...)
+			q.answerAll(true, nil)
+		}
+		waitTimer(t, clk, t0.Add(20*time.Second))
+		r.Close()
+		assert.Len(t, names, 7)
+		assert.EqualValues(t, 7, s.calls.Load())
+		assert.EqualValues(t, 2, s.maxInflight.Load(), "two at once, never more")
+	})
+}
+
+func TestNotHeldIsLostAtOnce(t *testing.T) {
+	clk := fakeclock.New(t0)
+	s := newStore()
+	r := newRenewer(t, s, renewer.Options{Clock: clk})
+	ignore := goleak.IgnoreCurrent()
+	h, ev := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+	r.Keep(h)
+	waitTimer(t, clk, t0.Add(10*time.Second))
+	clk.Advance(10 * time.Second)
+	next(t, s).answerAll(false, nil)
+	require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrNotHeld)
+	assert.Zero(t, r.Len())
+	goleak.VerifyNone(t, ignore) // the hold is dropped: nothing left to run
+	ev.quiet(t)
+	assert.EqualValues(t, 1, s.calls.Load())
+}
+
+func TestRetriesTransientErrors(t *testing.T) {
+	clk := fakeclock.New(t0)
+	s := newStore()
+	r := newRenewer(t, batchStore{s}, renewer.Options{Clock: clk, RetryInterval: time.Second})
+	h, ev := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+	r.Keep(h)
+	waitTimer(t, clk, t0.Add(10*time.Second))
+	clk.Advance(10 * time.Second)
+
+	next(t, s).answerAll(false, errBoom) // item error
+	waitTimer(t, clk, t0.Add(11*time.Second))
+	clk.Advance(time.Second)
+
+	next(t, s).reply <- answer{err: errBoom} // whole-batch error
+	waitTimer(t, clk, t0.Add(12*time.Second))
+	clk.Advance(time.Second)
+
+	next(t, s).answerAll(true, nil)
+	assert.Equal(t, t0.Add(42*time.Second), recv(t, ev.renewed, "OnRenewed"))
+	waitTimer(t, clk, t0.Add(22*time.Second))
+	ev.quiet(t)
+}
+
+func TestRequestTimeout(t *testing.T) {
+	t.Run("a timeout is transient", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk, RetryInterval: time.Second, RequestTimeout: 50 * time.Millisecond})
+		h, ev := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+		r.Keep(h)
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s) // never answered
+		dl, ok := q.ctx.Deadline()
+		require.True(t, ok)
+		assert.LessOrEqual(t, time.Until(dl), 50*time.Millisecond)
+		recv(t, q.ctx.Done(), "the request to time out")
+		waitTimer(t, clk, t0.Add(11*time.Second)) // retried
+		r.Close()
+		require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrClosed, "only Close ends it")
+		ev.quiet(t)
+	})
+
+	t.Run("never past the lease deadline", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk, Fraction: 0.5})
+		h, _ := newHold("a", 2*time.Second, t0.Add(2*time.Second))
+		r.Keep(h)
+		waitTimer(t, clk, t0.Add(time.Second))
+		clk.Advance(time.Second)
+		q := next(t, s)
+		dl, ok := q.ctx.Deadline()
+		require.True(t, ok)
+		assert.LessOrEqual(t, time.Until(dl), time.Second, "the lease ends in a second")
+		q.answerAll(true, nil)
+	})
+}
+
+func TestDefaultRetryInterval(t *testing.T) {
+	for _, tc := range []struct{ lease, retry time.Duration }{
+		{300 * time.Millisecond, 30 * time.Millisecond},
+		{50 * time.Millisecond, renewer.MinRetryInterval},
+		{time.Minute, renewer.MaxRetryInterval},
+	} {
+		t.Run(tc.lease.String(), func(t *testing.T) {
+			clk := fakeclock.New(t0)
+			s := newStore()
+			r := newRenewer(t, s, renewer.Options{Clock: clk, Fraction: 0.5})
+			h, _ := newHold("a", tc.lease, t0.Add(tc.lease))
+			r.Keep(h)
+			waitTimer(t, clk, t0.Add(tc.lease/2))
+			clk.Advance(tc.lease / 2)
+			next(t, s).answerAll(false, errBoom)
+			waitTimer(t, clk, t0.Add(tc.lease/2+tc.retry))
+		})
+	}
+}
+
+func TestTransientErrorsUntilDeadlineAreLost(t *testing.T) {
+	t.Run("retries stop at the deadline", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk, RetryInterval: 8 * time.Second})
+		h, ev := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+		r.Keep(h)
+		for _, at := range []time.Duration{10 * time.Second, 18 * time.Second, 26 * time.Second} {
+			waitTimer(t, clk, t0.Add(at))
+			clk.Advance(t0.Add(at).Sub(clk.Now()))
+			next(t, s).answerAll(false, errBoom)
+		}
+		waitTimer(t, clk, t0.Add(30*time.Second)) // not 34s: never past the deadline
+		clk.Advance(4 * time.Second)
+		err := recv(t, ev.lost, "OnLost")
+		require.ErrorIs(t, err, renewer.ErrDeadline)
+		require.ErrorIs(t, err, errBoom, "the last cause is kept")
+		assert.Zero(t, r.Len())
+		r.Close()
+		assert.EqualValues(t, 3, s.calls.Load(), "nothing is sent at the deadline")
+		ev.quiet(t)
+	})
+
+	t.Run("reply after the deadline", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk})
+		h, ev := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+		r.Keep(h)
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s)
+		clk.Advance(20 * time.Second)
+		q.answerAll(false, errBoom)
+		err := recv(t, ev.lost, "OnLost")
+		require.ErrorIs(t, err, renewer.ErrDeadline)
+		require.ErrorIs(t, err, errBoom)
+		r.Close()
+		assert.EqualValues(t, 1, s.calls.Load())
+	})
+
+	t.Run("kept after its deadline", func(t *testing.T) {
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: fakeclock.New(t0)})
+		h, ev := newHold("a", 30*time.Second, t0)
+		r.Keep(h)
+		require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrDeadline)
+		r.Close()
+		assert.Zero(t, s.calls.Load())
+	})
+}
+
+func TestStopRacesInFlightExtend(t *testing.T) {
+	t.Run("in flight", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, batchStore{s}, renewer.Options{Clock: clk})
+		ha, evA := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+		hb, evB := newHold("b", 30*time.Second, t0.Add(30*time.Second))
+		stopA := r.Keep(ha)
+		r.Keep(hb)
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s)
+		assert.ElementsMatch(t, []string{"a", "b"}, q.names())
+		stopA()
+		assert.Equal(t, 1, r.Len())
+		q.answerAll(true, nil)
+		assert.Equal(t, t0.Add(40*time.Second), recv(t, evB.renewed, "OnRenewed of b"))
+
+		waitTimer(t, clk, t0.Add(20*time.Second))
+		clk.Advance(10 * time.Second)
+		q = next(t, s)
+		assert.Equal(t, []string{"b"}, q.names(), "a stopped hold is not renewed again")
+		q.answerAll(false, nil)
+		require.ErrorIs(t, recv(t, evB.lost, "OnLost of b"), renewer.ErrNotHeld)
+		r.Close()
+		assert.EqualValues(t, 2, s.calls.Load())
+		evA.quiet(t)
+	})
+
+	t.Run("in flight with an error", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk})
+		h, ev := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+		stop := r.Keep(h)
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s)
+		stop()
+		clk.Advance(time.Hour) // past the deadline: still no OnLost
+		q.answerAll(false, errBoom)
+		r.Close()
+		assert.EqualValues(t, 1, s.calls.Load())
+		ev.quiet(t)
+	})
+
+	t.Run("due but not sent", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, s, renewer.Options{Clock: clk, Workers: 1})
+		ha, evA := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+		hb, evB := newHold("b", 30*time.Second, t0.Add(30*time.Second))
+		stops := map[string]func(){"a": r.Keep(ha), "b": r.Keep(hb)}
+		evs := map[string]*events{"a": evA, "b": evB}
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s) // the only worker is busy with this one; the other waits
+		sent := q.names()[0]
+		other := map[string]string{"a": "b", "b": "a"}[sent]
+		stops[other]()
+		q.answerAll(true, nil)
+		recv(t, evs[sent].renewed, "OnRenewed")
+		r.Close()
+		assert.EqualValues(t, 1, s.calls.Load(), "the stopped hold was never sent")
+		evs[other].quiet(t)
+	})
+}
+
+// instantStore answers every Extend at once, held, and counts calls.
+type instantStore struct{ calls atomic.Int64 }
+
+func (s *instantStore) Extend(context.Context, string, string, time.Duration) (bool, error) {
+	s.calls.Add(1)
+	return true, nil
+}
+
+// TestStopRacesRenewals stops holds renewed back to back, on real time:
+// after stop returns at most the one request already in flight is sent and
+// at most one callback already being delivered runs.
+func TestStopRacesRenewals(t *testing.T) {
+	for i := range 30 {
+		s := &instantStore{}
+		r, err := renewer.New(s, renewer.Options{Fraction: 0.001})
+		require.NoError(t, err)
+		var renewed atomic.Int64
+		tick := make(chan struct{}, 1)
+		stop := r.Keep(renewer.Hold{
+			Name: "a", Owner: "o", Lease: time.Second, Deadline: time.Now().Add(time.Second),
+			OnRenewed: func(time.Time) {
+				renewed.Add(1)
+				select {
+				case tick <- struct{}{}:
+				default:
+				}
+			},
+		})
+		for renewed.Load() < int64(3+i%5) {
+			recv(t, tick, "OnRenewed")
+		}
+		stop()
+		calls, cbs := s.calls.Load(), renewed.Load()
+		r.Close()
+		assert.LessOrEqual(t, s.calls.Load(), calls+1, "requests sent after stop")
+		assert.LessOrEqual(t, renewed.Load(), cbs+1, "callbacks after stop")
+		assert.Zero(t, r.Len())
+	}
+}
+
+func TestCallbacksMayCallTheRenewer(t *testing.T) {
+	clk := fakeclock.New(t0)
+	s := newStore()
+	r := newRenewer(t, batchStore{s}, renewer.Options{Clock: clk})
+	var stopA, stopB func()
+	lenInCallback := make(chan int, 10)
+	bLost := make(chan error, 1)
+	stopA = r.Keep(renewer.Hold{
+		Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: t0.Add(30 * time.Second),
+		OnRenewed: func(time.Time) {
+			stopA() // itself
+			stopB() // another hold
+			lenInCallback <- r.Len()
+		},
+	})
+	stopB = r.Keep(renewer.Hold{
+		Name: "b", Owner: "o", Lease: 30 * time.Second, Deadline: t0.Add(40 * time.Second),
+		OnLost: func(err error) { bLost <- err },
+	})
+	hc, evC := newHold("c", 30*time.Second, t0.Add(30*time.Second))
+	hc.OnLost = func(error) {
+		// Keep from a callback, then stop it at once.
+		h, _ := newHold("d", 30*time.Second, t0.Add(30*time.Second))
+		r.Keep(h)()
+		evC.lost <- nil
+	}
+	r.Keep(hc)
+	waitTimer(t, clk, t0.Add(10*time.Second))
+	clk.Advance(10 * time.Second)
+	q := next(t, s)
+	assert.ElementsMatch(t, []string{"a", "c"}, q.names())
+	q.reply <- answer{items: []renewer.Extension{
+		{Name: q.items[0].Name, Held: q.items[0].Name == "a"},
+		{Name: q.items[1].Name, Held: q.items[1].Name == "a"},
+	}}
+	recv(t, evC.lost, "OnLost of c")
+	assert.Equal(t, 0, recv(t, lenInCallback, "OnRenewed of a"))
+	r.Close()
+	assert.Empty(t, bLost, "b was stopped, not lost")
+}
+
+func TestClose(t *testing.T) {
+	clk := fakeclock.New(t0)
+	s := newStore()
+	r, err := renewer.New(s, renewer.Options{Clock: clk})
+	require.NoError(t, err)
+	ha, evA := newHold("a", 30*time.Second, t0.Add(30*time.Second))
+	hb, evB := newHold("b", 30*time.Second, t0.Add(50*time.Second))
+	hc, evC := newHold("c", 30*time.Second, t0.Add(50*time.Second))
+	r.Keep(ha)
+	r.Keep(hb)
+	r.Keep(hc)() // stopped: not told about Close
+	waitTimer(t, clk, t0.Add(10*time.Second))
+	clk.Advance(10 * time.Second)
+	q := next(t, s) // a is in flight and never answered
+
+	r.Close() // cancels the request and waits for every goroutine
+	require.Error(t, q.ctx.Err(), "the request in flight was cancelled")
+	require.ErrorIs(t, recv(t, evA.lost, "OnLost of a"), renewer.ErrClosed)
+	require.ErrorIs(t, recv(t, evB.lost, "OnLost of b"), renewer.ErrClosed)
+	evA.quiet(t)
+	evB.quiet(t)
+	evC.quiet(t)
+	assert.Zero(t, r.Len())
+
+	hd, evD := newHold("d", 30*time.Second, t0.Add(50*time.Second))
+	stop := r.Keep(hd)
+	require.ErrorIs(t, recv(t, evD.lost, "OnLost of d"), renewer.ErrClosed)
+	stop()
+	r.Close() // idempotent
+	clk.Advance(time.Hour)
+	assert.EqualValues(t, 1, s.calls.Load())
+	goleak.VerifyNone(t)
+}
+
+func TestSchedulerStartsLazilyAndExits(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	clk := fakeclock.New(t0)
+	s := newStore()
+	r, err := renewer.New(s, renewer.Options{Clock: clk})
+	require.NoError(t, err)
+	goleak.VerifyNone(t, ignore) // New starts nothing
+
+	for round := range 2 { // the scheduler exits and starts again
+		h, ev := newHold("a", 30*time.Second, clk.Now().Add(30*time.Second))
+		stop := r.Keep(h)
+		due := clk.Now().Add(10 * time.Second)
+		waitTimer(t, clk, due) // the scheduler is running
+		require.Error(t, goleak.Find(ignore), "round %d: a goroutine runs while a hold is kept", round)
+		clk.Advance(10 * time.Second)
+		next(t, s).answerAll(true, nil)
+		recv(t, ev.renewed, "OnRenewed")
+		stop()
+		goleak.VerifyNone(t, ignore) // without Close
+	}
+}
+
+// memStore is an in-memory store with real expiry.
+type memStore struct {
+	mu      sync.Mutex
+	owner   map[string]string
+	expires map[string]time.Time
+}
+
+func (m *memStore) set(name, owner string, lease time.Duration) time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.owner[name], m.expires[name] = owner, time.Now().Add(lease)
+	return m.expires[name]
+}
+
+func (m *memStore) Extend(_ context.Context, name, owner string, lease time.Duration) (bool, error) {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owner[name] != owner || !now.Before(m.expires[name]) {
+		return false, nil
+	}
+	m.expires[name] = now.Add(lease)
+	return true, nil
+}
+
+func TestRealTimeEndToEnd(t *testing.T) {
+	m := &memStore{owner: map[string]string{}, expires: map[string]time.Time{}}
+	r := newRenewer(t, m, renewer.Options{})
+	const lease = 900 * time.Millisecond
+	start := time.Now()
+	h, ev := newHold("a", lease, m.set("a", "owner-a", lease))
+	r.Keep(h)
+	prev := start.Add(lease)
+	for i := range 2 {
+		d := recv(t, ev.renewed, fmt.Sprintf("renewal #%d", i))
+		assert.True(t, d.After(prev), "each renewal moves the deadline forward")
+		prev = d
+	}
+	assert.Zero(t, len(ev.lost), "the lease never lapsed")
+	m.set("a", "thief", lease) // another owner takes it
+	require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrNotHeld)
+	assert.Zero(t, r.Len())
+}
+
+// countingBatch answers every batch at once and records the goroutine
+// count seen during the calls.
+type countingBatch struct {
+	instantStore
+	maxGoroutines atomic.Int64
+}
+
+func (c *countingBatch) ExtendBatch(_ context.Context, batch []renewer.Extension) error {
+	c.calls.Add(1)
+	storeMax(&c.maxGoroutines, int64(runtime.NumGoroutine()))
+	for i := range batch {
+		batch[i].Held = true
+	}
+	return nil
+}
+
+// BenchmarkKeep10000 keeps 10 000 holds, renews them all in one tick
+// through a BatchExtender, and stops them. It reports the goroutines the
+// Renewer ran at the peak, which stay O(1): the scheduler plus at most
+// Workers.
+func BenchmarkKeep10000(b *testing.B) {
+	const n = 10000
+	clk := fakeclock.New(t0)
+	st := &countingBatch{}
+	r, err := renewer.New(st, renewer.Options{Clock: clk})
+	require.NoError(b, err)
+	defer r.Close()
+	base := int64(runtime.NumGoroutine())
+	var renewed atomic.Int64
+	all := make(chan struct{}, 1)
+	onRenewed := func(time.Time) {
+		if renewed.Add(1)%n == 0 {
+			all <- struct{}{}
+		}
+	}
+	stops := make([]func(), n)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprint("lock-", i)
+	}
+	ticks := 0
+	for b.Loop() {
+		now := clk.Now()
+		for i := range stops {
+			stops[i] = r.Keep(renewer.Hold{Name: names[i], Owner: "o", Lease: 30 * time.Second, Deadline: now.Add(30 * time.Second), OnRenewed: onRenewed})
+		}
+		waitTimer(b, clk, now.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		recv(b, all, "every hold to be renewed")
+		for _, stop := range stops {
+			stop()
+		}
+		ticks++
+	}
+	extra := st.maxGoroutines.Load() - base
+	if extra > renewer.DefaultWorkers+1 {
+		b.Fatalf("%d goroutines ran for %d holds; want at most %d", extra, n, renewer.DefaultWorkers+1)
+	}
+	b.ReportMetric(float64(extra), "goroutines")
+	b.ReportMetric(float64(st.calls.Load())/float64(ticks), "batches/tick")
+}
