@@ -1,0 +1,550 @@
+// Package memory is disgo's in-memory reference backend: one lock store
+// kept in the process, with exactly the semantics of the Redis scripts in
+// internal/rediscore/lua. It is the embedded default for examples and for
+// unit tests of code that takes locks, and it passes the conformance suite.
+//
+// A [Store] is the "server". It implements locker.Backend, locker.Queue,
+// locker.Notifier, locker.Inspector and renewer.BatchExtender itself, so
+// memory.New() can be passed straight to locker.New. [Store.Client] hands
+// out further independent views of the same store, each behaving like a
+// separate process with its own subscriptions, which a test can [Client.Kill]
+// to simulate a crash.
+//
+// The rules, as in Redis:
+//
+//   - A lock is {owner, hold count, fencing token, ticket of the latest
+//     acquisition, lease expiry}. Expiry is checked lazily against the
+//     store's clock: an expired lock is free. A lock is alive up to and
+//     including its expiry instant (Redis keeps a key alive at its expiry
+//     millisecond).
+//   - A re-entry counts once per distinct ticket and never shortens the
+//     lease.
+//   - A fair attempt with a zero waiter TTL honours the queue but does not
+//     join it and wakes nobody (TryLock in fair mode).
+//   - Fair mode follows package fairqueue: lapsed waiters are evicted first;
+//     a free lock goes to the head (or to anyone when the queue is empty);
+//     otherwise the ticket joins or keeps its place with a heartbeat
+//     deadline of now+waiterTTL. An abandoned queue (everybody lapsed, nobody
+//     touching the name) vanishes one second after its latest heartbeat
+//     deadline, like the Redis queue keys.
+//   - The final release frees the lock, evicts lapsed waiters and wakes the
+//     head ticket, or every waiter of the name when the queue is empty.
+//     Lease expiry publishes nothing: waiters rely on their fallback
+//     re-check, as with Redis.
+//   - Fencing tokens come from one store-wide counter, max(last+1, now in
+//     µs), so they increase strictly per name even after [Store.Wipe] or
+//     expiry, whatever the clock does.
+//   - Nothing is kept for an idle name (lock free and queue empty).
+//
+// Differences from Redis, none of which a caller can rely on the other way:
+// eviction is not limited to 64 waiters per call, and with different
+// waiter TTLs mixed on one name an abandoned queue may be kept until one
+// second after the longest heartbeat deadline it ever had.
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/renewer"
+)
+
+var (
+	_ locker.Backend        = (*Store)(nil)
+	_ locker.Queue          = (*Store)(nil)
+	_ locker.Notifier       = (*Store)(nil)
+	_ locker.Inspector      = (*Store)(nil)
+	_ renewer.BatchExtender = (*Store)(nil)
+	_ locker.Backend        = (*Client)(nil)
+	_ locker.Queue          = (*Client)(nil)
+	_ locker.Notifier       = (*Client)(nil)
+	_ locker.Inspector      = (*Client)(nil)
+	_ renewer.BatchExtender = (*Client)(nil)
+)
+
+// ErrKilled is returned by every call of a [Client] after [Client.Kill].
+var ErrKilled = errors.New("memory: client killed")
+
+// broadcast is the wake-up message addressed to every waiter of a name.
+const broadcast = "*"
+
+// queueGrace is how long an abandoned queue outlives its latest heartbeat
+// deadline (the Redis queue keys expire at that deadline plus one second).
+const queueGrace = time.Second
+
+// minSweep is the number of records below which the store never sweeps.
+const minSweep = 64
+
+// Options configures a [Store]. The zero value means the defaults.
+type Options struct {
+	// Now is the store's clock, used for lease expiry, waiter heartbeats
+	// and fencing tokens. It must be safe for concurrent use; the store
+	// never calls it while holding its lock, and never lets its own time
+	// go backwards (an earlier reading counts as the latest one seen).
+	// Default: time.Now.
+	Now func() time.Time
+}
+
+// Store is one shared in-memory lock store. Its methods act as one default
+// [Client] of the store. The zero Store is not usable; call [New] or
+// [NewWithOptions]. A Store holds no goroutines and needs no closing.
+//
+// All methods are safe for concurrent use.
+type Store struct {
+	now func() time.Time
+	def *Client
+
+	mu        sync.Mutex
+	clock     time.Time          // latest time seen; store time never goes back
+	lastFence int64              // last fencing token issued, store-wide
+	names     map[string]*record // live names only (lock held or queue non-empty)
+	sweepAt   int                // sweep idle records when names grows beyond this
+	subs      map[string]map[*subscription]struct{}
+}
+
+// record is the state of one name.
+type record struct {
+	owner      string
+	count      int // hold count; 0 means free
+	fence      int64
+	lastTicket string
+	expiry     time.Time // lease end, meaningful while count > 0
+
+	room       fairqueue.Room
+	queueUntil time.Time // the queue vanishes after this, meaningful while room.Len() > 0
+}
+
+// New returns an empty store on the real clock.
+func New() *Store { return NewWithOptions(Options{}) }
+
+// NewWithOptions returns an empty store configured by o.
+func NewWithOptions(o Options) *Store {
+	s := &Store{
+		now:     o.Now,
+		names:   make(map[string]*record),
+		subs:    make(map[string]map[*subscription]struct{}),
+		sweepAt: minSweep,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.def = s.Client()
+	return s
+}
+
+// Client returns a new independent client of the store, like a separate
+// process: it sees the same locks and queues, has its own subscriptions,
+// and can be killed on its own.
+func (s *Store) Client() *Client { return &Client{s: s, names: make(map[string]int)} }
+
+// ActiveSubscriptions returns the number of lock names that at least one
+// live subscription of any client of the store listens on.
+func (s *Store) ActiveSubscriptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+// Wipe deletes all state of name, lock and queue, as an eviction or an
+// operator would. It publishes nothing and leaves subscriptions alone.
+// Fencing tokens stay increasing: the counter is store-wide.
+func (s *Store) Wipe(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.names, name)
+}
+
+// Keys returns the pseudo-keys of the live records of lock names that
+// contain substr: name+":lock" while the lock is held and name+":q" while
+// its queue is not empty. A Store keeps no per-name fence record. Records
+// found idle on the way are dropped.
+func (s *Store) Keys(substr string) []string {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep(s.tick(now))
+	var keys []string
+	for name, r := range s.names {
+		if !strings.Contains(name, substr) {
+			continue
+		}
+		if r.count > 0 {
+			keys = append(keys, name+":lock")
+		}
+		if r.room.Len() > 0 {
+			keys = append(keys, name+":q")
+		}
+	}
+	return keys
+}
+
+// Acquire implements locker.Backend on the store's default client.
+func (s *Store) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+	return s.def.Acquire(ctx, req)
+}
+
+// AcquireFair implements locker.Queue on the store's default client.
+func (s *Store) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+	return s.def.AcquireFair(ctx, req, waiterTTL)
+}
+
+// Release implements locker.Backend on the store's default client.
+func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
+	return s.def.Release(ctx, name, owner, ticket)
+}
+
+// Extend implements locker.Backend on the store's default client.
+func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
+	return s.def.Extend(ctx, name, owner, lease)
+}
+
+// ExtendBatch implements renewer.BatchExtender on the store's default client.
+func (s *Store) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+	return s.def.ExtendBatch(ctx, batch)
+}
+
+// Leave implements locker.Queue on the store's default client.
+func (s *Store) Leave(ctx context.Context, name, ticket string) error {
+	return s.def.Leave(ctx, name, ticket)
+}
+
+// Subscribe implements locker.Notifier on the store's default client.
+func (s *Store) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+	return s.def.Subscribe(ctx, name, ticket)
+}
+
+// Inspect implements locker.Inspector on the store's default client.
+func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) {
+	return s.def.Inspect(ctx, name)
+}
+
+// tick advances the store clock to t and returns the store time; a t
+// earlier than a reading already seen counts as that reading. Called with
+// s.mu held.
+func (s *Store) tick(t time.Time) time.Time {
+	if t.After(s.clock) {
+		s.clock = t
+	}
+	return s.clock
+}
+
+// get returns the record of name at now, lazily expired; a fresh one when
+// the name is idle. Called with s.mu held; hand it back with put.
+func (s *Store) get(name string, now time.Time) *record {
+	r := s.names[name]
+	if r == nil {
+		return &record{}
+	}
+	r.expire(now)
+	return r
+}
+
+// put stores r as the record of name, or drops it when it is idle. Called
+// with s.mu held.
+func (s *Store) put(name string, r *record, now time.Time) {
+	if r.idle() {
+		delete(s.names, name)
+		return
+	}
+	if _, ok := s.names[name]; ok {
+		return
+	}
+	s.names[name] = r
+	if len(s.names) > s.sweepAt {
+		s.sweep(now)
+	}
+}
+
+// sweep drops every record that has become idle since it was last
+// touched (locks that expired, queues that vanished). Triggered when the
+// number of records doubles, it costs amortized O(1) per new record and
+// keeps the store at most twice its live size. Called with s.mu held.
+func (s *Store) sweep(now time.Time) {
+	for name, r := range s.names {
+		r.expire(now)
+		if r.idle() {
+			delete(s.names, name)
+		}
+	}
+	s.sweepAt = max(2*len(s.names), minSweep)
+}
+
+// publish wakes the subscriptions of name addressed by msg: the one ticket,
+// or all for a broadcast. It never blocks. Called with s.mu held.
+func (s *Store) publish(name, msg string) {
+	for sub := range s.subs[name] {
+		if msg == broadcast || sub.ticket == msg {
+			select {
+			case sub.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// fence issues the next fencing token. Called with s.mu held.
+func (s *Store) fence(now time.Time) int64 {
+	s.lastFence = max(s.lastFence+1, now.UnixMicro())
+	return s.lastFence
+}
+
+func (r *record) expire(now time.Time) {
+	if r.count > 0 && now.After(r.expiry) {
+		r.free()
+	}
+	if r.room.Len() > 0 && now.After(r.queueUntil) {
+		r.room = fairqueue.Room{}
+	}
+}
+
+func (r *record) free() {
+	r.owner, r.count, r.fence, r.lastTicket, r.expiry = "", 0, 0, "", time.Time{}
+}
+
+func (r *record) idle() bool { return r.count == 0 && r.room.Len() == 0 }
+
+// Client is one independent view of a [Store], like one process with its
+// own connection. It implements locker.Backend, locker.Queue,
+// locker.Notifier, locker.Inspector and renewer.BatchExtender.
+//
+// All methods are safe for concurrent use and never block: each acts at
+// once. Each first checks ctx and returns an error wrapping ctx.Err(),
+// changing nothing, when ctx is done; after [Client.Kill] each returns
+// [ErrKilled].
+type Client struct {
+	s *Store
+
+	// guarded by s.mu
+	killed bool
+	names  map[string]int // live subscriptions of this client per name
+}
+
+// Kill cuts the client off the store at once, as if its process died:
+// every later call returns [ErrKilled], and its subscriptions stop and are
+// released. Locks it holds and queue places it has stay until their lease
+// or heartbeat lapses. Kill is idempotent and safe for concurrent use.
+func (c *Client) Kill() {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	c.killed = true
+	for _, subs := range c.s.subs {
+		for sub := range subs {
+			if sub.c == c {
+				c.s.unsubscribe(sub)
+			}
+		}
+	}
+}
+
+// ActiveSubscriptions returns the number of lock names this client holds
+// at least one live subscription on.
+func (c *Client) ActiveSubscriptions() int {
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	return len(c.names)
+}
+
+// begin reads the clock, checks ctx and the client, and locks the store.
+// On success the caller must unlock s.mu; the returned time is the store
+// time of the operation.
+func (c *Client) begin(ctx context.Context) (time.Time, error) {
+	t := c.s.now()
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, fmt.Errorf("memory: %w", err)
+	}
+	c.s.mu.Lock()
+	if c.killed {
+		c.s.mu.Unlock()
+		return time.Time{}, ErrKilled
+	}
+	return c.s.tick(t), nil
+}
+
+// Acquire implements locker.Backend: it takes the lock if it is free or
+// re-enters it if req.Owner holds it, ignoring the fair queue. Taken by
+// another owner is Acquired == false with the holder's remaining lease in
+// TTL and Position -1.
+func (c *Client) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+	return c.acquire(ctx, req, false, 0)
+}
+
+// AcquireFair implements locker.Queue: Acquire in arrival order, as
+// described by package fairqueue and locker.Queue. A zero waiterTTL makes
+// a single attempt that honours the queue without joining it.
+func (c *Client) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+	return c.acquire(ctx, req, true, waiterTTL)
+}
+
+// acquire mirrors acquire.lua.
+func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bool, waiterTTL time.Duration) (locker.AcquireResult, error) {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return locker.AcquireResult{}, err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	r := s.get(req.Name, now)
+	defer s.put(req.Name, r, now)
+	r.room.Evict(now)
+
+	if r.count > 0 && r.owner == req.Owner {
+		// Re-entry: count once per ticket, never shorten the lease.
+		if r.lastTicket != req.Ticket {
+			r.count++
+			r.lastTicket = req.Ticket
+		}
+		if r.expiry.Sub(now) < req.Lease {
+			r.expiry = now.Add(req.Lease)
+		}
+		if fair {
+			r.room.Leave(req.Ticket)
+		}
+		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: r.count, Position: -1}, nil
+	}
+
+	head, queued := "", false
+	if fair {
+		head, queued = r.room.Head()
+	}
+	if r.count == 0 && (!queued || head == req.Ticket) {
+		r.owner, r.count, r.fence, r.lastTicket = req.Owner, 1, s.fence(now), req.Ticket
+		r.expiry = now.Add(req.Lease)
+		if queued {
+			r.room.Leave(req.Ticket)
+		}
+		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: 1, Position: -1}, nil
+	}
+
+	res := locker.AcquireResult{TTL: -1, Position: -1}
+	if r.count > 0 {
+		res.TTL = r.expiry.Sub(now)
+	}
+	if fair && waiterTTL > 0 {
+		deadline := now.Add(waiterTTL)
+		if until := deadline.Add(queueGrace); r.room.Len() == 0 || until.After(r.queueUntil) {
+			r.queueUntil = until
+		}
+		res.Position = r.room.Join(req.Ticket, deadline)
+		if r.count == 0 {
+			// Free, but another waiter is ahead: make sure it knows.
+			s.publish(req.Name, head)
+		}
+	}
+	return res, nil
+}
+
+// Release implements locker.Backend, mirroring release.lua: it undoes one
+// acquisition by owner (with a non-empty ticket, only if the latest
+// acquisition carried it). held is false, and nothing changes, when owner
+// does not hold the lock. The final release frees the lock and wakes the
+// head waiter, or every waiter of name when the queue is empty.
+func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return false, 0, err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	r := s.get(name, now)
+	defer s.put(name, r, now)
+	if r.count == 0 || r.owner != owner || (ticket != "" && r.lastTicket != ticket) {
+		return false, 0, nil
+	}
+	r.count--
+	if r.count > 0 {
+		return true, r.count, nil
+	}
+	r.free()
+	r.room.Evict(now)
+	msg := broadcast
+	if head, ok := r.room.Head(); ok {
+		msg = head
+	}
+	s.publish(name, msg)
+	return true, 0, nil
+}
+
+// Extend implements locker.Backend, mirroring extend.lua: it sets the
+// remaining lease to lease (longer or shorter) if owner holds the lock;
+// otherwise it returns false and changes nothing.
+func (c *Client) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.s.mu.Unlock()
+	return c.s.extend(name, owner, lease, now), nil
+}
+
+// ExtendBatch implements renewer.BatchExtender: it extends every item as
+// Extend would, in one atomic step, setting each item's Held (Err stays
+// nil). It fails as a whole only when ctx is done or the client killed.
+func (c *Client) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.s.mu.Unlock()
+	for i := range batch {
+		e := &batch[i]
+		e.Held, e.Err = c.s.extend(e.Name, e.Owner, e.Lease, now), nil
+	}
+	return nil
+}
+
+// extend is one Extend. Called with s.mu held.
+func (s *Store) extend(name, owner string, lease time.Duration, now time.Time) bool {
+	r := s.get(name, now)
+	defer s.put(name, r, now)
+	if r.count == 0 || r.owner != owner {
+		return false
+	}
+	r.expiry = now.Add(lease)
+	return true
+}
+
+// Leave implements locker.Queue, mirroring leave.lua: it removes ticket
+// from the queue of name; if ticket was the head and the lock is free, the
+// new head (if any) is woken. Leaving a queue one is not in is no error.
+func (c *Client) Leave(ctx context.Context, name, ticket string) error {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	r := s.get(name, now)
+	defer s.put(name, r, now)
+	head, _ := r.room.Head()
+	if r.room.Leave(ticket) && head == ticket && r.count == 0 {
+		if next, ok := r.room.Head(); ok {
+			s.publish(name, next)
+		}
+	}
+	return nil
+}
+
+// Inspect implements locker.Inspector, mirroring inspect.lua: a read-only
+// snapshot of name. Waiters counts queued tickets, including lapsed ones
+// not yet evicted.
+func (c *Client) Inspect(ctx context.Context, name string) (locker.State, error) {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return locker.State{}, err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	r := s.get(name, now)
+	defer s.put(name, r, now)
+	st := locker.State{Waiters: r.room.Len()}
+	if r.count > 0 {
+		st.Owner, st.Count, st.Fence, st.TTL = r.owner, r.count, r.fence, r.expiry.Sub(now)
+	}
+	return st, nil
+}

@@ -1,0 +1,65 @@
+package memory
+
+import (
+	"context"
+
+	"github.com/disgolock/disgo/locker"
+)
+
+// subscription is one waiter's interest in wake-ups of one name.
+type subscription struct {
+	c      *Client
+	name   string
+	ticket string
+	wake   chan struct{} // buffer 1: wake-ups coalesce
+}
+
+// Subscribe implements locker.Notifier: the returned subscription is
+// signalled for every wake-up of name addressed to ticket and for every
+// broadcast of name, from the moment Subscribe returns. The store counts
+// subscriptions per name and client (see ActiveSubscriptions). On a done
+// ctx it returns an error wrapping ctx.Err() and holds nothing; on a killed
+// client, [ErrKilled].
+func (c *Client) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+	if _, err := c.begin(ctx); err != nil {
+		return nil, err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	sub := &subscription{c: c, name: name, ticket: ticket, wake: make(chan struct{}, 1)}
+	if s.subs[name] == nil {
+		s.subs[name] = make(map[*subscription]struct{})
+	}
+	s.subs[name][sub] = struct{}{}
+	c.names[name]++
+	return sub, nil
+}
+
+// Wake returns the channel signalled on wake-ups.
+func (sub *subscription) Wake() <-chan struct{} { return sub.wake }
+
+// Close stops the subscription; Wake is never signalled after it returns.
+// It is idempotent and safe for concurrent use.
+func (sub *subscription) Close() {
+	s := sub.c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unsubscribe(sub)
+}
+
+// unsubscribe removes sub if it is still live, dropping the per-name
+// counts that reach zero. Called with s.mu held.
+func (s *Store) unsubscribe(sub *subscription) {
+	name := sub.name
+	subs := s.subs[name]
+	if _, ok := subs[sub]; !ok {
+		return
+	}
+	delete(subs, sub)
+	if len(subs) == 0 {
+		delete(s.subs, name)
+	}
+	if sub.c.names[name]--; sub.c.names[name] == 0 {
+		delete(sub.c.names, name)
+	}
+}

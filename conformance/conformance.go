@@ -1,0 +1,194 @@
+package conformance
+
+import (
+	"context"
+	"testing"
+
+	"github.com/disgolock/disgo/locker"
+)
+
+// Harness describes one store under test. All clients it makes share one
+// store. Only NewClient is required; every optional hook enables more
+// subtests (see [Run]).
+type Harness struct {
+	// NewClient returns a new independent client on the shared store, like
+	// a separate process with its own connections. It registers its own
+	// cleanup with t.Cleanup. Required.
+	NewClient func(t testing.TB) Client
+	// Keys lists the keys the store holds for lock names containing substr,
+	// apart from the fence records that fencing needs to outlive a lock.
+	// Optional: enables the "no keys left behind" and "bad input writes
+	// nothing" checks.
+	Keys func(ctx context.Context, substr string) ([]string, error)
+	// Wipe deletes every record of lock name (lock state, fence record,
+	// queue), as an eviction or an operator would. Optional: enables
+	// loss-on-delete, loss-on-steal and fencing-across-eviction tests.
+	Wipe func(ctx context.Context, name string) error
+}
+
+// Client is one "process".
+type Client struct {
+	// Backend is the driver. Queue, Notifier, locker.Inspector and
+	// renewer.BatchExtender are found on it by type assertion; a Notifier
+	// that also has `ActiveSubscriptions() int` (store subscriptions
+	// currently held, counted per lock name) enables the subscription-leak
+	// check.
+	Backend locker.Backend
+	// Kill cuts the client off the store at once, as if its process died:
+	// every later call of this client fails and its subscriptions stop.
+	// Optional: enables the dead-waiter test.
+	Kill func()
+}
+
+// subscriptionCounter is the optional Notifier method behind Leaks/Subscriptions.
+type subscriptionCounter interface {
+	ActiveSubscriptions() int
+}
+
+// test is one subtest of the suite.
+type test struct {
+	name string
+	run  func(e *env)
+	// modes runs the test twice, as <name>/Fair and <name>/Barging.
+	modes bool
+	// serial keeps the test off t.Parallel (leak checks count process-wide).
+	serial bool
+}
+
+// group is a named set of subtests; groups run one after another, the
+// tests of a group in parallel.
+type group struct {
+	name  string
+	tests []test
+}
+
+// suite lists every subtest. Names are stable: users select them with -run.
+var suite = []group{
+	{"MutualExclusion", []test{
+		{name: "Fair", run: func(e *env) { hammer(e, locker.Fair) }},
+		{name: "Barging", run: func(e *env) { hammer(e, locker.Barging) }},
+		{name: "TryLockTaken", run: tryLockTaken, modes: true},
+	}},
+	{"Reentrancy", []test{
+		{name: "CountsUpAndDown", run: reentrancyCounts, modes: true},
+		{name: "DistinctHandlesDistinctOwners", run: distinctOwners},
+		{name: "SharedOwnerToken", run: sharedOwner},
+	}},
+	{"Fairness", []test{
+		{name: "ArrivalOrder", run: arrivalOrder},
+		{name: "DepartingWaiterKeepsOrder", run: departingWaiter},
+		{name: "DeadWaiterEvicted", run: deadWaiter},
+	}},
+	{"Spin", []test{
+		{name: "WokenByRelease", run: wokenByRelease, modes: true},
+		{name: "WokenByExpiry", run: wokenByExpiry, modes: true},
+		{name: "WokenByHolderDeath", run: wokenByHolderDeath, modes: true},
+		{name: "WaitElapsed", run: waitElapsed, modes: true},
+		{name: "ContextCancelled", run: contextCancelled, modes: true},
+	}},
+	{"Renewal", []test{
+		{name: "HeldAcrossLeases", run: heldAcrossLeases},
+		{name: "ExtendFixedLease", run: extendFixedLease},
+		{name: "LossOnDelete", run: lossOnDelete},
+		{name: "LossOnSteal", run: lossOnSteal},
+		{name: "LossWhenCutOff", run: lossWhenCutOff},
+		{name: "NothingRenewedAfterRelease", run: nothingRenewedAfterRelease},
+	}},
+	{"Fencing", []test{
+		{name: "Increasing", run: fencingIncreasing},
+		{name: "AcrossExpiry", run: fencingAcrossExpiry},
+		{name: "AcrossEviction", run: fencingAcrossEviction},
+		{name: "KeptByReentry", run: fencingKeptByReentry},
+	}},
+	{"Release", []test{
+		{name: "ByNonHolder", run: releaseByNonHolder},
+		{name: "Double", run: releaseDouble},
+		{name: "AfterExpiry", run: releaseAfterExpiry},
+	}},
+	{"BadInput", []test{
+		{name: "EmptyName", run: badEmptyName},
+		{name: "OversizedName", run: badOversizedName},
+		{name: "Lease", run: badLease},
+		{name: "NegativeWait", run: badNegativeWait},
+		{name: "CancelledContext", run: badCancelledContext},
+		{name: "Owner", run: badOwner},
+		{name: "NilBackend", run: badNilBackend},
+		{name: "Options", run: badOptions},
+		{name: "FairWithoutQueue", run: badFairWithoutQueue},
+		{name: "NothingWritten", run: badNothingWritten},
+	}},
+	{"Leaks", []test{
+		{name: "Goroutines", run: leakGoroutines, serial: true},
+		{name: "Subscriptions", run: leakSubscriptions, serial: true},
+		{name: "Keys", run: leakKeys, serial: true},
+	}},
+}
+
+// Run runs the conformance suite against the store h describes, as
+// subtests of t named "<Group>/<Test>" (plus "/Fair" and "/Barging" for
+// tests that run in both modes), for example "Reentrancy/CountsUpAndDown"
+// or "Spin/WokenByRelease/Fair". The names are stable; select some with
+// go test -run 'Conformance/Spin/'.
+//
+// Groups run one after another; the subtests of a group run in parallel,
+// except the Leaks group, which runs alone at the end. Every subtest uses
+// its own random [locker.Options.Namespace], short explicit timings, and
+// bounds every wait: it fails with "timed out waiting for ..." instead of
+// hanging. The whole suite takes about ten seconds.
+//
+// Hooks and capabilities enable subtests. When one is missing, the
+// subtests that need it call t.Skipf naming the missing piece, so that a
+// gap never passes silently:
+//
+//   - a Backend that implements [locker.Queue]: every Fair subtest, the
+//     Fairness group;
+//   - a Backend that implements [locker.Notifier]: Spin/WokenByRelease
+//     (without one, waiters only re-check on a timer, which that test
+//     rules out) and Leaks/Subscriptions;
+//   - a Notifier with ActiveSubscriptions() int: Leaks/Subscriptions;
+//   - Client.Kill: Fairness/DeadWaiterEvicted, Spin/WokenByHolderDeath,
+//     Renewal/LossWhenCutOff;
+//   - Harness.Wipe: Renewal/LossOnDelete, Renewal/LossOnSteal,
+//     Fencing/AcrossEviction;
+//   - Harness.Keys: Leaks/Keys, BadInput/NothingWritten.
+//
+// A Backend that implements [locker.Inspector] is checked more closely
+// (hold counts, queue lengths); the fairness tests then observe each
+// waiter's registration instead of relying on a stagger between starts.
+//
+// Leaks/Goroutines compares the goroutines of the whole process before and
+// after its own work, so the test that calls Run must not run in parallel
+// with other tests of its package.
+func Run(t *testing.T, h Harness) {
+	if h.NewClient == nil {
+		t.Fatal("conformance: Harness.NewClient is required")
+	}
+	for _, g := range suite {
+		t.Run(g.name, func(t *testing.T) {
+			for _, tc := range g.tests {
+				t.Run(tc.name, func(t *testing.T) {
+					if !tc.serial {
+						t.Parallel()
+					}
+					if !tc.modes {
+						tc.run(newEnv(t, h, nil))
+						return
+					}
+					for _, m := range []locker.Mode{locker.Fair, locker.Barging} {
+						t.Run(modeName(m), func(t *testing.T) {
+							t.Parallel()
+							tc.run(newEnv(t, h, &m))
+						})
+					}
+				})
+			}
+		})
+	}
+}
+
+func modeName(m locker.Mode) string {
+	if m == locker.Fair {
+		return "Fair"
+	}
+	return "Barging"
+}

@@ -1,0 +1,67 @@
+// Package conformance is the importable test suite that proves a disgo
+// backend correct, in the manner of testing/fstest.TestFS and
+// x/net/nettest.TestConn. The suite drives the backend through the facade
+// (package locker), as a user would, from several independent clients of
+// one store, and checks the behaviour contract: mutual exclusion,
+// reentrancy, FIFO fairness, spin waiting, renewal and loss signals,
+// fencing tokens, lease expiry, release by non-holders, rejection of bad
+// input, and no leaked goroutines, subscriptions or keys.
+//
+// # Plugging in a backend
+//
+// Implement [locker.Backend] (and, for more of the contract, [locker.Queue],
+// [locker.Notifier], [locker.Inspector] and renewer.BatchExtender on the
+// same type), then call [Run] from a test in your package:
+//
+//	func TestConformance(t *testing.T) {
+//		store := startMyStore(t) // one store shared by all clients
+//		conformance.Run(t, conformance.Harness{
+//			NewClient: func(t testing.TB) conformance.Client {
+//				c := mybackend.New(store.Addr()) // its own connections, like a separate process
+//				t.Cleanup(func() { c.Close() })
+//				return conformance.Client{Backend: c, Kill: c.Disconnect}
+//			},
+//			Keys: store.KeysContaining, // optional
+//			Wipe: store.DeleteLock,     // optional
+//		})
+//	}
+//
+// NewClient must return a client that behaves like a separate process on
+// the shared store: its own connections and its own subscriptions. The
+// optional hooks unlock more of the suite:
+//
+//   - Client.Kill cuts the client off at once (every later call fails, its
+//     subscriptions stop), as if its process died: dead waiters and dead
+//     holders are tested.
+//   - Harness.Wipe deletes every record of a lock name, as an eviction or an
+//     operator would: loss detection and fencing across eviction are tested.
+//   - Harness.Keys lists the keys held for lock names containing a
+//     substring, fence records excepted: "nothing left behind" and "bad
+//     input writes nothing" are tested.
+//   - A Notifier with an ActiveSubscriptions() int method (store
+//     subscriptions held, counted per lock name) gets its subscriptions
+//     counted.
+//
+// # Running it
+//
+// Run the suite with the race detector:
+//
+//	go test -race -run Conformance ./mybackend/
+//
+// Subtests have stable names, "<Group>/<Test>", with "/Fair" and
+// "/Barging" for those run in both modes, so a part can be selected:
+//
+//	go test -race -run 'Conformance/Fairness/' ./mybackend/
+//	go test -race -run 'Conformance/Spin/WokenByRelease/Fair' ./mybackend/
+//
+// A subtest whose hook or capability is missing is skipped with a message
+// naming it, so a gap is visible in -v output rather than passing silently.
+// Every wait is bounded: a broken backend fails with "timed out waiting for
+// ..." instead of hanging the test binary. The suite takes about ten
+// seconds: groups run one after another, the subtests of a group in
+// parallel, each in its own random namespace with short timings
+// (leases of a few hundred milliseconds).
+//
+// Leaks/Goroutines counts the goroutines of the whole process, so do not
+// run the test that calls Run in parallel with other tests of its package.
+package conformance
