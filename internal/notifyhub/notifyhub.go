@@ -1,0 +1,399 @@
+// Package notifyhub shares one store pub/sub connection among every waiter
+// of a process: it counts subscriptions per channel, subscribes the store
+// channel when the first waiter comes and unsubscribes when the last one
+// leaves, waits for the store's confirmation before a waiter proceeds, and
+// routes each release message to the waiter it names. It knows nothing of a
+// driver: an adapter supplies a [Transport] that writes (un)subscribe
+// commands, and feeds what its connection reads back into the [Hub]
+// ([Hub.Message], [Hub.Confirmed], [Hub.Reset]).
+//
+// # Confirmations
+//
+// A store confirms every (un)subscribe of a channel separately, in the order
+// the commands were written to the connection. The hub keeps, per channel,
+// the operations written and not yet confirmed, oldest first, and matches
+// each confirmation to the oldest operation of its kind. So in a quick
+// subscribe, unsubscribe, subscribe of one channel the first confirmation
+// releases nobody who waits for the second subscribe. A confirmation that
+// matches nothing tells of a reconnect the hub was not told about (the
+// driver resubscribed on its own, so messages may have been lost) and wakes
+// the channel's waiters.
+package notifyhub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker"
+)
+
+// ErrClosed is returned by Subscribe on a closed Hub, and by a Subscribe
+// that was waiting for its confirmation when the Hub closed.
+var ErrClosed = errors.New("notifyhub: closed")
+
+// Transport writes subscription commands on one pub/sub connection. It only
+// writes: the adapter reads the connection and reports what the store sent
+// back to the Hub. The Hub calls one method at a time, from one goroutine,
+// never with an empty list, and never while it holds its lock, so the
+// methods may block (bounded by ctx and the driver's write timeouts).
+type Transport interface {
+	// Subscribe writes one command subscribing channels (SUBSCRIBE or
+	// SSUBSCRIBE). It returns once the command is written; the store's
+	// confirmations arrive later through Hub.Confirmed. An error means the
+	// command may not have reached the store.
+	Subscribe(ctx context.Context, channels ...string) error
+	// Unsubscribe writes one command unsubscribing channels (UNSUBSCRIBE or
+	// SUNSUBSCRIBE), like Subscribe.
+	Unsubscribe(ctx context.Context, channels ...string) error
+}
+
+// Hub manages the subscriptions of one pub/sub connection and implements
+// locker.Notifier over it. All methods are safe for concurrent use.
+type Hub struct {
+	t       Transport
+	channel func(name string) string
+	ctx     context.Context // of the writes; cancelled by Close
+	cancel  context.CancelFunc
+	sender  sync.WaitGroup
+
+	mu      sync.Mutex
+	entries map[string]*entry // by channel
+	outbox  []*op             // operations to write, in order
+	sending bool              // a sender goroutine is draining outbox
+	closed  bool
+}
+
+// entry is the state of one channel.
+type entry struct {
+	channel string
+	subs    map[*subscription]struct{}
+	// sub is the latest subscribe operation while the hub wants the channel
+	// subscribed; nil while it wants it unsubscribed.
+	sub *op
+	// pending holds the operations queued or written and not yet
+	// confirmed, oldest first; the written ones come first.
+	pending []*op
+}
+
+// op is one subscribe or unsubscribe of a channel.
+type op struct {
+	e         *entry
+	subscribe bool
+	sent      bool          // handed to the Transport
+	finished  bool          // confirmed, failed, or given up
+	err       error         // why it failed; set before done is closed
+	done      chan struct{} // subscribe only: closed when finished
+}
+
+// New returns a Hub writing through t. channel maps a lock name to its store
+// channel (Subscribe takes lock names); nil means the name is the channel.
+func New(t Transport, channel func(name string) string) *Hub {
+	if channel == nil {
+		channel = func(name string) string { return name }
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{t: t, channel: channel, ctx: ctx, cancel: cancel, entries: make(map[string]*entry)}
+}
+
+var _ locker.Notifier = (*Hub)(nil)
+
+// Subscribe registers interest in wake-ups of name addressed to ticket (and
+// in broadcasts). It returns once the store confirmed the subscription of
+// the channel, so that no message published after it returns can be missed;
+// a channel already subscribed returns at once. Waiters of one channel share
+// one store subscription and one pending confirmation.
+//
+// On ctx cancellation it returns an error wrapping ctx.Err() and holds
+// nothing. If the Transport fails to write the subscription it returns that
+// error; on a closed Hub, an error matching ErrClosed.
+func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+	ch := h.channel(name)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, err)
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrClosed
+	}
+	e := h.entries[ch]
+	if e == nil {
+		e = &entry{channel: ch, subs: make(map[*subscription]struct{})}
+		h.entries[ch] = e
+	}
+	s := &subscription{h: h, e: e, ticket: ticket, wake: make(chan struct{}, 1)}
+	e.subs[s] = struct{}{}
+	if e.sub == nil || e.sub.err != nil {
+		e.sub = h.enqueue(e, true)
+	}
+	o := e.sub
+	h.mu.Unlock()
+
+	select {
+	case <-o.done:
+		if o.err == nil {
+			return s, nil
+		}
+		s.Close()
+		if errors.Is(o.err, ErrClosed) {
+			return nil, o.err
+		}
+		return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, o.err)
+	case <-ctx.Done():
+		s.Close()
+		return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, ctx.Err())
+	}
+}
+
+// ActiveSubscriptions returns the number of channels the hub holds or is
+// setting up a store subscription for: those with at least one open
+// Subscription, or whose Subscribe is pending. It drops as soon as the last
+// Subscription of a channel is closed (the unsubscribe is then on its way).
+func (h *Hub) ActiveSubscriptions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, e := range h.entries {
+		if e.sub != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Message delivers a message the store published on channel: a ticket wakes
+// the subscriptions of that ticket, rediscore.Broadcast wakes all of the
+// channel. It never blocks.
+func (h *Hub) Message(channel, payload string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.entries[channel]; e != nil {
+		for s := range e.subs {
+			if payload == rediscore.Broadcast || payload == s.ticket {
+				s.signal()
+			}
+		}
+	}
+}
+
+// Confirmed reports the store's confirmation of a subscribe (subscribed ==
+// true) or unsubscribe of channel, in the order the connection delivered
+// them. A confirmation nobody asked for is taken as a sign of a reconnect or
+// of the store dropping the subscription: the channel's subscriptions are
+// woken, and a dropped subscription that is still wanted is renewed.
+func (h *Hub) Confirmed(channel string, subscribed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entries[channel]
+	if e == nil || h.closed {
+		return
+	}
+	i := slices.IndexFunc(e.pending, func(o *op) bool { return o.sent && o.subscribe == subscribed })
+	if i < 0 {
+		e.wakeAll()
+		if !subscribed && e.sub != nil && e.sub.finished {
+			// The store ended a subscription that is still wanted (Redis
+			// Cluster does so to shard channels whose slot moved).
+			e.sub = h.enqueue(e, true)
+		}
+		return
+	}
+	if i > 0 {
+		// Earlier operations lost their confirmations in a reconnect.
+		e.wakeAll()
+	}
+	for _, o := range e.pending[:i+1] {
+		o.finish(nil)
+	}
+	e.pending = slices.Delete(e.pending, 0, i+1)
+	h.tidy(e)
+}
+
+// Reset tells the hub that the connection was re-established and the
+// Transport's driver resubscribed every channel it had subscribed:
+// confirmations of commands written before are lost, and so may be
+// messages. Every subscription is woken, and every Subscribe waiting for a
+// written subscribe returns.
+func (h *Hub) Reset() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	for _, e := range h.entries {
+		e.pending = slices.DeleteFunc(e.pending, func(o *op) bool {
+			if o.sent {
+				o.finish(nil)
+			}
+			return o.sent
+		})
+		e.wakeAll()
+		h.tidy(e)
+	}
+}
+
+// Close wakes every subscription, makes pending and later Subscribe calls
+// fail with ErrClosed, and waits for the hub's writer goroutine. It does
+// not unsubscribe: the caller closes the connection. Subscriptions may
+// still be closed afterwards. Close is idempotent.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	for _, e := range h.entries {
+		for _, o := range e.pending {
+			o.finish(ErrClosed)
+		}
+		e.pending, e.sub = nil, nil
+		e.wakeAll()
+		h.tidy(e)
+	}
+	h.outbox = nil
+	h.mu.Unlock()
+	h.cancel()
+	h.sender.Wait()
+}
+
+// enqueue queues an operation of e for writing and makes sure a sender
+// runs. Called with h.mu held.
+func (h *Hub) enqueue(e *entry, subscribe bool) *op {
+	o := &op{e: e, subscribe: subscribe}
+	if subscribe {
+		o.done = make(chan struct{})
+	}
+	e.pending = append(e.pending, o)
+	h.outbox = append(h.outbox, o)
+	if !h.sending {
+		h.sending = true
+		h.sender.Add(1)
+		go h.send()
+	}
+	return o
+}
+
+// send writes the outbox in order, consecutive operations of one kind in
+// one command, and exits when the outbox is empty.
+func (h *Hub) send() {
+	defer h.sender.Done()
+	for {
+		h.mu.Lock()
+		if h.closed || len(h.outbox) == 0 {
+			h.sending = false
+			h.mu.Unlock()
+			return
+		}
+		subscribe := h.outbox[0].subscribe
+		n := 1
+		for n < len(h.outbox) && h.outbox[n].subscribe == subscribe {
+			n++
+		}
+		batch := h.outbox[:n:n]
+		h.outbox = h.outbox[n:]
+		channels := make([]string, n)
+		for i, o := range batch {
+			o.sent = true
+			channels[i] = o.e.channel
+		}
+		h.mu.Unlock()
+
+		write := h.t.Unsubscribe
+		if subscribe {
+			write = h.t.Subscribe
+		}
+		if err := write(h.ctx, channels...); err != nil {
+			h.mu.Lock()
+			for _, o := range batch {
+				h.fail(o, err)
+			}
+			h.mu.Unlock()
+		}
+	}
+}
+
+// fail ends an operation whose command could not be written: no
+// confirmation will match it, and its waiters get err. The hub still wants
+// what it wanted: a failed subscribe stays the channel's e.sub until its
+// subscriptions close (which unsubscribes) or a new Subscribe replaces it.
+// Called with h.mu held.
+func (h *Hub) fail(o *op, err error) {
+	if o.finished {
+		return // already ended by Reset or Close
+	}
+	o.e.pending = slices.DeleteFunc(o.e.pending, func(p *op) bool { return p == o })
+	o.finish(err)
+	h.tidy(o.e)
+}
+
+// tidy forgets e once nothing refers to it. Called with h.mu held.
+func (h *Hub) tidy(e *entry) {
+	if len(e.subs) == 0 && e.sub == nil && len(e.pending) == 0 && h.entries[e.channel] == e {
+		delete(h.entries, e.channel)
+	}
+}
+
+// finish ends o with err (nil: confirmed). Called with h.mu held.
+func (o *op) finish(err error) {
+	if o.finished {
+		return
+	}
+	o.finished = true
+	if o.done != nil {
+		o.err = err
+		close(o.done)
+	}
+}
+
+// wakeAll signals every subscription of e. Called with h.mu held.
+func (e *entry) wakeAll() {
+	for s := range e.subs {
+		s.signal()
+	}
+}
+
+// subscription implements locker.Subscription.
+type subscription struct {
+	h      *Hub
+	e      *entry
+	ticket string
+	wake   chan struct{}
+	closed bool // guarded by h.mu
+}
+
+// Wake is signalled, coalesced, for every message addressed to the ticket
+// or broadcast to the channel, after a reconnect, and when the Hub closes.
+func (s *subscription) Wake() <-chan struct{} { return s.wake }
+
+// Close drops the subscription; the last one of a channel unsubscribes it
+// in the store (asynchronously: Close never blocks on the store). Close is
+// idempotent and safe for concurrent use; Wake is not signalled after it.
+func (s *subscription) Close() {
+	h := s.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	e := s.e
+	delete(e.subs, s)
+	if len(e.subs) == 0 && e.sub != nil {
+		e.sub = nil
+		h.enqueue(e, false)
+	}
+	h.tidy(e)
+}
+
+// signal wakes s without blocking. Called with h.mu held.
+func (s *subscription) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,505 @@
+package notifyhub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// patience bounds every wait of these tests; reaching it is a failure.
+const patience = 10 * time.Second
+
+// command is one write the hub made.
+type command struct {
+	subscribe bool
+	channels  []string
+}
+
+func (c command) String() string {
+	kind := "UNSUBSCRIBE"
+	if c.subscribe {
+		kind = "SUBSCRIBE"
+	}
+	return fmt.Sprint(kind, c.channels)
+}
+
+// fakeTransport records the hub's writes; the test plays the store.
+type fakeTransport struct {
+	writes chan command
+	mu     sync.Mutex
+	err    error // returned by the next writes while set
+}
+
+func newFake() *fakeTransport { return &fakeTransport{writes: make(chan command, 1000)} }
+
+func (f *fakeTransport) Subscribe(_ context.Context, channels ...string) error {
+	return f.write(command{true, channels})
+}
+
+func (f *fakeTransport) Unsubscribe(_ context.Context, channels ...string) error {
+	return f.write(command{false, channels})
+}
+
+func (f *fakeTransport) write(c command) error {
+	f.mu.Lock()
+	err := f.err
+	f.mu.Unlock()
+	f.writes <- c
+	return err
+}
+
+func (f *fakeTransport) failWith(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+// next returns the next write.
+func (f *fakeTransport) next(t *testing.T) command {
+	t.Helper()
+	select {
+	case c := <-f.writes:
+		return c
+	case <-time.After(patience):
+		t.Fatal("timed out waiting for a write to the transport")
+		return command{}
+	}
+}
+
+// noWrites asserts that nothing was written: only meaningful after
+// something that happens after the writes in question (a hub call that
+// returned, or a later write observed).
+func (f *fakeTransport) noWrites(t *testing.T) {
+	t.Helper()
+	select {
+	case c := <-f.writes:
+		t.Fatalf("unexpected write %v", c)
+	default:
+	}
+}
+
+func newHub(t *testing.T) (*Hub, *fakeTransport) {
+	f := newFake()
+	h := New(f, nil)
+	t.Cleanup(h.Close)
+	return h, f
+}
+
+type result struct {
+	sub locker.Subscription
+	err error
+}
+
+// subscribeAsync runs Subscribe in a goroutine.
+func subscribeAsync(ctx context.Context, h *Hub, name, ticket string) <-chan result {
+	r := make(chan result, 1)
+	go func() {
+		s, err := h.Subscribe(ctx, name, ticket)
+		r <- result{s, err}
+	}()
+	return r
+}
+
+func await(t *testing.T, r <-chan result) result {
+	t.Helper()
+	select {
+	case res := <-r:
+		return res
+	case <-time.After(patience):
+		t.Fatal("timed out waiting for Subscribe to return")
+		return result{}
+	}
+}
+
+// notReturned asserts that Subscribe has not returned; called when nothing
+// that could release it has happened.
+func notReturned(t *testing.T, r <-chan result) {
+	t.Helper()
+	select {
+	case res := <-r:
+		t.Fatalf("Subscribe returned early: %+v", res)
+	default:
+	}
+}
+
+func woken(s locker.Subscription) bool {
+	select {
+	case <-s.Wake():
+		return true
+	default:
+		return false
+	}
+}
+
+// subscribed makes a confirmed subscription, checking the one SUBSCRIBE.
+func subscribed(t *testing.T, h *Hub, f *fakeTransport, name, ticket string) locker.Subscription {
+	t.Helper()
+	r := subscribeAsync(context.Background(), h, name, ticket)
+	require.Equal(t, command{true, []string{name}}, f.next(t))
+	h.Confirmed(name, true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	return res.sub
+}
+
+func TestSubscribeReturnsOnlyAfterConfirmation(t *testing.T) {
+	h, f := newHub(t)
+	r := subscribeAsync(context.Background(), h, "a", "t1")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	notReturned(t, r)
+	assert.Equal(t, 1, h.ActiveSubscriptions())
+
+	h.Confirmed("b", true) // another channel's confirmation releases nobody here
+	notReturned(t, r)
+	h.Confirmed("a", true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	defer res.sub.Close()
+
+	// An already subscribed channel answers at once, without a write.
+	s2, err := h.Subscribe(context.Background(), "a", "t2")
+	require.NoError(t, err)
+	defer s2.Close()
+	f.noWrites(t)
+	assert.Equal(t, 1, h.ActiveSubscriptions())
+}
+
+func TestConcurrentSubscribersShareOneConfirmation(t *testing.T) {
+	h, f := newHub(t)
+	r1 := subscribeAsync(context.Background(), h, "a", "t1")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	// r2 joins while the first subscribe is pending; wait until it is registered.
+	r2 := subscribeAsync(context.Background(), h, "a", "t2")
+	require.Eventually(t, func() bool { return subscriberCount(h, "a") == 2 }, patience, time.Millisecond)
+
+	h.Confirmed("a", true)
+	res1, res2 := await(t, r1), await(t, r2)
+	require.NoError(t, res1.err)
+	require.NoError(t, res2.err)
+	f.noWrites(t)
+	res1.sub.Close()
+	res2.sub.Close()
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+}
+
+func TestReferenceCountToZeroUnsubscribesOnce(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	b, err := h.Subscribe(context.Background(), "a", "t2")
+	require.NoError(t, err)
+
+	a.Close()
+	a.Close() // idempotent: must not drop b's reference
+	assert.Equal(t, 1, h.ActiveSubscriptions())
+	assert.Equal(t, 1, subscriberCount(h, "a"))
+
+	b.Close()
+	assert.Equal(t, 0, h.ActiveSubscriptions())
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+	h.Confirmed("a", false)
+	assert.Equal(t, 0, entryCount(h), "idle channel still tracked")
+	f.noWrites(t)
+}
+
+func TestLateConfirmationOfAnOldSubscribeIsNotTakenForANewOne(t *testing.T) {
+	h, f := newHub(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r1 := subscribeAsync(ctx, h, "a", "t1")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	cancel() // the first waiter gives up before its confirmation: unsubscribe
+	assert.ErrorIs(t, await(t, r1).err, context.Canceled)
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+
+	r2 := subscribeAsync(context.Background(), h, "a", "t2")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+
+	h.Confirmed("a", true) // confirms the first subscribe, already undone
+	notReturned(t, r2)
+	h.Confirmed("a", false)
+	notReturned(t, r2)
+	h.Confirmed("a", true)
+	res := await(t, r2)
+	require.NoError(t, res.err)
+	res.sub.Close()
+}
+
+func TestResubscribeWhileUnsubscribeIsPending(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	a.Close()
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+
+	r := subscribeAsync(context.Background(), h, "a", "t2")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t), "a channel being unsubscribed must be subscribed again")
+	h.Confirmed("a", false)
+	notReturned(t, r)
+	h.Confirmed("a", true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	res.sub.Close()
+}
+
+func TestMessagesWakeOnlyTheirTicketAndBroadcastWakesAll(t *testing.T) {
+	h, f := newHub(t)
+	s1 := subscribed(t, h, f, "a", "t1")
+	s2, err := h.Subscribe(context.Background(), "a", "t2")
+	require.NoError(t, err)
+	other := subscribed(t, h, f, "b", "t1")
+
+	h.Message("a", "t1")
+	assert.True(t, woken(s1))
+	assert.False(t, woken(s2))
+	assert.False(t, woken(other), "a message of channel a woke channel b")
+
+	h.Message("a", "nobody")
+	assert.False(t, woken(s1) || woken(s2))
+
+	h.Message("a", rediscore.Broadcast)
+	h.Message("a", rediscore.Broadcast) // coalesced, never blocks
+	assert.True(t, woken(s1))
+	assert.True(t, woken(s2))
+	assert.False(t, woken(s1), "wake-ups are coalesced to one")
+	assert.False(t, woken(other))
+
+	s1.Close()
+	h.Message("a", rediscore.Broadcast)
+	assert.False(t, woken(s1), "a closed subscription was woken")
+	assert.True(t, woken(s2))
+	s2.Close()
+	other.Close()
+}
+
+func TestCancelWhileWaitingForConfirmation(t *testing.T) {
+	h, f := newHub(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	r := subscribeAsync(ctx, h, "a", "t1")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	res := await(t, r) // never confirmed
+	assert.ErrorIs(t, res.err, context.DeadlineExceeded)
+	assert.Nil(t, res.sub)
+	assert.Equal(t, 0, h.ActiveSubscriptions(), "the reference was not dropped")
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+	h.Confirmed("a", true)
+	h.Confirmed("a", false)
+	assert.Equal(t, 0, entryCount(h))
+}
+
+func TestAlreadyCancelledContextTouchesNothing(t *testing.T) {
+	h, f := newHub(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := h.Subscribe(ctx, "a", "t1")
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 0, h.ActiveSubscriptions())
+	f.noWrites(t)
+}
+
+func TestResetWakesEverySubscriptionAndReleasesWaiters(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	b := subscribed(t, h, f, "b", "t2")
+	r := subscribeAsync(context.Background(), h, "c", "t3")
+	assert.Equal(t, command{true, []string{"c"}}, f.next(t))
+
+	h.Reset()
+	assert.True(t, woken(a))
+	assert.True(t, woken(b))
+	res := await(t, r) // the driver resubscribed c with everything else
+	require.NoError(t, res.err)
+	assert.Equal(t, 3, h.ActiveSubscriptions())
+
+	// The resubscribe confirmations that follow match nothing: they wake
+	// their channel, and release nobody by mistake.
+	r2 := subscribeAsync(context.Background(), h, "d", "t4")
+	assert.Equal(t, command{true, []string{"d"}}, f.next(t))
+	h.Confirmed("a", true)
+	assert.True(t, woken(a))
+	assert.False(t, woken(b))
+	notReturned(t, r2)
+	h.Confirmed("d", true)
+	require.NoError(t, await(t, r2).err)
+}
+
+func TestUnaskedConfirmationMeansReconnect(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	b := subscribed(t, h, f, "b", "t1")
+	h.Confirmed("a", true) // the driver resubscribed after a reconnect we were not told of
+	assert.True(t, woken(a))
+	assert.False(t, woken(b))
+	f.noWrites(t)
+	a.Close()
+	b.Close()
+}
+
+func TestStoreDroppedSubscriptionIsRenewed(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	h.Confirmed("a", false) // the store unsubscribed us on its own
+	assert.True(t, woken(a))
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	h.Confirmed("a", true)
+	assert.Equal(t, 1, h.ActiveSubscriptions())
+	a.Close()
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+}
+
+func TestMissingConfirmationAfterReconnect(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	a.Close()
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+	// The unsubscribe confirmation is lost in a reconnect nobody reported;
+	// the next subscribe's confirmation must still release its waiter.
+	r := subscribeAsync(context.Background(), h, "a", "t2")
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	h.Confirmed("a", true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	assert.True(t, woken(res.sub), "a skipped confirmation means messages may be lost: wake")
+	res.sub.Close()
+}
+
+func TestTransportErrorFailsTheWaitersAndIsNotSticky(t *testing.T) {
+	h, f := newHub(t)
+	boom := errors.New("boom")
+	f.failWith(boom)
+	_, err := h.Subscribe(context.Background(), "a", "t1")
+	assert.ErrorIs(t, err, boom)
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	assert.Equal(t, 0, h.ActiveSubscriptions())
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t), "the failed subscribe is undone")
+
+	f.failWith(nil)
+	s := subscribed(t, h, f, "a", "t1")
+	s.Close()
+}
+
+func TestCloseReleasesEverything(t *testing.T) {
+	f := newFake()
+	h := New(f, func(name string) string { return "ch:" + name })
+	s := subscribedVia(t, h, f, "a", "ch:a")
+	r := subscribeAsync(context.Background(), h, "b", "t2")
+	assert.Equal(t, command{true, []string{"ch:b"}}, f.next(t))
+
+	h.Close()
+	assert.ErrorIs(t, await(t, r).err, ErrClosed)
+	assert.True(t, woken(s))
+	_, err := h.Subscribe(context.Background(), "c", "t3")
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.Equal(t, 0, h.ActiveSubscriptions())
+	s.Close()
+	h.Close()
+	f.noWrites(t)
+	assert.Equal(t, 0, entryCount(h))
+}
+
+// subscribedVia is subscribed for a hub that maps names to channels.
+func subscribedVia(t *testing.T, h *Hub, f *fakeTransport, name, channel string) locker.Subscription {
+	t.Helper()
+	r := subscribeAsync(context.Background(), h, name, "t1")
+	require.Equal(t, command{true, []string{channel}}, f.next(t))
+	h.Confirmed(channel, true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	return res.sub
+}
+
+// echoStore confirms every write in order, like a store on one connection.
+func echoStore(h *Hub, f *fakeTransport, stop <-chan struct{}) {
+	for {
+		select {
+		case c := <-f.writes:
+			for _, ch := range c.channels {
+				h.Confirmed(ch, c.subscribe)
+			}
+		case <-stop:
+			return
+		}
+	}
+}
+
+func TestConcurrentChurnEndsWithNothingSubscribed(t *testing.T) {
+	h, f := newHub(t)
+	stop := make(chan struct{})
+	storeDone := make(chan struct{})
+	go func() {
+		defer close(storeDone)
+		echoStore(h, f, stop)
+	}()
+
+	const workers, rounds = 8, 200
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rounds {
+				name := fmt.Sprint("n", rand.IntN(3))
+				ctx, cancel := context.WithTimeout(context.Background(), patience)
+				if i%5 == 0 {
+					cancel() // some give up at once
+				}
+				s, err := h.Subscribe(ctx, name, fmt.Sprint(w))
+				cancel()
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						errs <- err
+						return
+					}
+					continue
+				}
+				h.Message(name, fmt.Sprint(w))
+				select {
+				case <-s.Wake():
+				case <-time.After(patience):
+					errs <- fmt.Errorf("worker %d: own message did not wake it", w)
+					s.Close()
+					return
+				}
+				s.Close()
+			}
+			errs <- nil
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 0, h.ActiveSubscriptions())
+	require.Eventually(t, func() bool { return entryCount(h) == 0 }, patience, time.Millisecond,
+		"channels still tracked after every unsubscribe was confirmed")
+	close(stop)
+	<-storeDone
+}
+
+func subscriberCount(h *Hub, channel string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e := h.entries[channel]; e != nil {
+		return len(e.subs)
+	}
+	return 0
+}
+
+func entryCount(h *Hub) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.entries)
+}
