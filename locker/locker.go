@@ -197,7 +197,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	}
 	a := attempt{
 		backend: l.backend, queue: l.queue, timeout: l.cfg.RequestTimeout,
-		req:     AcquireRequest{Name: name, Owner: co.owner, Ticket: fairqueue.NewTicket(), Lease: lease},
+		req: AcquireRequest{Name: name, Owner: co.owner, Ticket: fairqueue.NewTicket(), Lease: lease},
 	}
 	if wait > 0 {
 		a.waiterTTL = l.cfg.policy.TTL()

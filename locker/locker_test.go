@@ -154,13 +154,19 @@ func TestBadCallInputNeverReachesTheStore(t *testing.T) {
 	cancel()
 
 	cases := map[string]func() error{
-		"empty name":      func() error { _, err := l.TryLock(ctx, "", time.Second); return err },
-		"long name":       func() error { _, err := l.TryLock(ctx, strings.Repeat("n", locker.MaxNameLen+1), time.Second); return err },
-		"zero lease":      func() error { _, err := l.TryLock(ctx, "k", 0); return err },
-		"sub-ms lease":    func() error { _, err := l.Lock(ctx, "k", time.Second, time.Microsecond); return err },
-		"negative wait":   func() error { _, err := l.Lock(ctx, "k", -time.Second, time.Second); return err },
-		"empty owner":     func() error { _, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner("")); return err },
-		"long owner":      func() error { _, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner(strings.Repeat("o", 300))); return err },
+		"empty name": func() error { _, err := l.TryLock(ctx, "", time.Second); return err },
+		"long name": func() error {
+			_, err := l.TryLock(ctx, strings.Repeat("n", locker.MaxNameLen+1), time.Second)
+			return err
+		},
+		"zero lease":    func() error { _, err := l.TryLock(ctx, "k", 0); return err },
+		"sub-ms lease":  func() error { _, err := l.Lock(ctx, "k", time.Second, time.Microsecond); return err },
+		"negative wait": func() error { _, err := l.Lock(ctx, "k", -time.Second, time.Second); return err },
+		"empty owner":   func() error { _, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner("")); return err },
+		"long owner": func() error {
+			_, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner(strings.Repeat("o", 300)))
+			return err
+		},
 		"nil ctx":         func() error { _, err := l.TryLock(nil, "k", time.Second); return err }, //nolint:staticcheck // testing nil ctx
 		"renew empty key": func() error { _, err := l.LockWithRenewal(ctx, "", time.Second); return err },
 	}
