@@ -234,8 +234,10 @@ func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, res Acq
 	}
 	h := l.holds[k]
 	var stale *hold
-	if h != nil && (res.Count == 1 || h.fence != res.Fence) {
-		// The store started a new holding: the one we knew was lost.
+	if h != nil && h.fence != res.Fence {
+		// The store started a new holding (a new fencing token): the one we
+		// knew was lost. The same token is the same holding, whatever the
+		// order in which concurrent re-entries report back.
 		stale, h = h, nil
 	}
 	if h == nil {

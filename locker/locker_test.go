@@ -478,3 +478,29 @@ func TestCloseEndsHoldsAndRefusesNewCalls(t *testing.T) {
 	require.ErrorIs(t, err, locker.ErrClosed)
 	require.NoError(t, l.Close(), "Close is idempotent")
 }
+
+func TestReentriesReportingOutOfOrderShareOneHolding(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	owner := locker.NewOwner()
+	// The second re-entry's reply is processed first: count 2, then count 1,
+	// both of the same holding (same fence).
+	gomock.InOrder(
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(5, 2), nil),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(5, 1), nil),
+	)
+	h1, err := l.TryLock(context.Background(), "k", time.Minute, locker.WithOwner(owner))
+	require.NoError(t, err)
+	h2, err := l.TryLock(context.Background(), "k", time.Minute, locker.WithOwner(owner))
+	require.NoError(t, err)
+	require.NoError(t, h1.Err())
+	require.NoError(t, h2.Err())
+
+	// A new fencing token is a new holding: the old handles were lost.
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(6, 1), nil)
+	h3, err := l.TryLock(context.Background(), "k", time.Minute, locker.WithOwner(owner))
+	require.NoError(t, err)
+	require.ErrorIs(t, h1.Err(), locker.ErrLost)
+	require.ErrorIs(t, h2.Err(), locker.ErrLost)
+	require.NoError(t, h3.Err())
+}

@@ -45,6 +45,10 @@ type Hold struct {
 	// OnLost is called at most once, when the lease is lost: with an error
 	// matching ErrNotHeld when the store no longer names the owner, or
 	// ErrDeadline when no renewal could be confirmed before the deadline.
+	// It is also called with ErrClosed for a hold still kept when the
+	// Renewer closes, or passed to Keep after Close, and with
+	// ErrInvalidHold for a non-positive Lease (these two on the caller's
+	// goroutine, before Keep returns).
 	OnLost func(cause error)
 }
 
