@@ -112,6 +112,9 @@ func TestReducedHarnesses(t *testing.T) {
 			"Reentrancy/CountsUpAndDown/Fair": queue,
 			"Fairness/ArrivalOrder":           queue,
 			"Fairness/DeadWaiterEvicted":      queue,
+			"Fairness/GrantMessageLost":       queue,
+			"Fairness/GrantToDeadWaiter":      queue,
+			"Fairness/GiveUpRacingRelease":    queue,
 			"Spin/WokenByRelease/Barging":     notifier,
 			"Spin/WokenByHolderDeath/Barging": kill,
 			"Renewal/LossOnDelete":            wipe,
@@ -273,10 +276,28 @@ func (b *broken) Leave(ctx context.Context, name, ticket string) error {
 
 func (b *broken) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
 	sub, err := b.Client.Subscribe(ctx, name, ticket)
-	if err != nil || b.kind != "deaf-notifier" {
-		return sub, err
+	if err != nil {
+		return nil, err
 	}
-	return deafSubscription{sub, make(chan struct{})}, nil
+	return b.deafen(sub), nil
+}
+
+// SubscribeActive overrides the one promoted from memory.Client, which
+// would bypass the breakage.
+func (b *broken) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+	sub, ok := b.Client.SubscribeActive(name, ticket)
+	if !ok {
+		return nil, false
+	}
+	return b.deafen(sub), true
+}
+
+// deafen makes sub deaf for the deaf-notifier breakage.
+func (b *broken) deafen(sub locker.Subscription) locker.Subscription {
+	if b.kind != "deaf-notifier" {
+		return sub
+	}
+	return deafSubscription{sub, make(chan struct{})}
 }
 
 func (b *broken) Inspect(ctx context.Context, name string) (locker.State, error) {

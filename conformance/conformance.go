@@ -78,6 +78,9 @@ var suite = []group{
 		{name: "ArrivalOrder", run: arrivalOrder},
 		{name: "DepartingWaiterKeepsOrder", run: departingWaiter},
 		{name: "DeadWaiterEvicted", run: deadWaiter},
+		{name: "GrantMessageLost", run: grantMessageLost},
+		{name: "GrantToDeadWaiter", run: grantToDeadWaiter},
+		{name: "GiveUpRacingRelease", run: giveUpRacingRelease},
 	}},
 	{"Spin", []test{
 		{name: "WokenByRelease", run: wokenByRelease, modes: true},
@@ -146,15 +149,23 @@ var suite = []group{
 //     (without one, waiters only re-check on a timer, which that test
 //     rules out) and Leaks/Subscriptions;
 //   - a Notifier with ActiveSubscriptions() int: Leaks/Subscriptions;
-//   - Client.Kill: Fairness/DeadWaiterEvicted, Spin/WokenByHolderDeath,
-//     Renewal/LossWhenCutOff;
+//   - Client.Kill: Fairness/DeadWaiterEvicted, Fairness/GrantToDeadWaiter,
+//     Spin/WokenByHolderDeath, Renewal/LossWhenCutOff;
 //   - Harness.Wipe: Renewal/LossOnDelete, Renewal/LossOnSteal,
 //     Fencing/AcrossEviction;
 //   - Harness.Keys: Leaks/Keys, BadInput/NothingWritten.
 //
 // A Backend that implements [locker.Inspector] is checked more closely
-// (hold counts, queue lengths); the fairness tests then observe each
-// waiter's registration instead of relying on a stagger between starts.
+// (holders, hold counts, queue lengths); the fairness tests then observe
+// each waiter's registration instead of relying on a stagger between
+// starts.
+//
+// The Fairness group also covers a store that hands a released lock
+// straight to the head of its queue ([locker.Granter]): a grant whose
+// message is lost (Fairness/GrantMessageLost), a grant to a waiter that
+// died (Fairness/GrantToDeadWaiter) and a grant to a waiter that is giving
+// up (Fairness/GiveUpRacingRelease). They check outcomes only, so a store
+// that merely wakes the head passes them too.
 //
 // Leaks/Goroutines compares the goroutines of the whole process before and
 // after its own work, so the test that calls Run must not run in parallel

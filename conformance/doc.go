@@ -3,9 +3,11 @@
 // x/net/nettest.TestConn. The suite drives the backend through the facade
 // (package locker), as a user would, from several independent clients of
 // one store, and checks the behaviour contract: mutual exclusion,
-// reentrancy, FIFO fairness, spin waiting, renewal and loss signals,
-// fencing tokens, lease expiry, release by non-holders, rejection of bad
-// input, and no leaked goroutines, subscriptions or keys.
+// reentrancy, FIFO fairness (also when a store hands a released lock
+// straight to the head of its queue and that head missed the message,
+// died, or is giving up), spin waiting, renewal and loss signals, fencing
+// tokens, lease expiry, release by non-holders, rejection of bad input,
+// and no leaked goroutines, subscriptions or keys.
 //
 // # Plugging in a backend
 //

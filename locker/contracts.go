@@ -60,8 +60,9 @@ type Backend interface {
 	// to undo an attempt whose reply was lost). It returns held == false,
 	// and changes nothing, when owner does not hold the lock (never held,
 	// released already, lease expired). Otherwise remaining is the hold
-	// count left; at zero the lock is free and the next waiter is woken
-	// through the Notifier.
+	// count left; at zero the lock passes on: a store that grants directly
+	// (see [Granter]) hands it to the head of the fair queue, otherwise it
+	// is free and the next waiter is woken through the Notifier.
 	Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error)
 
 	// Extend sets the remaining lease of a lock held by owner to lease. It
@@ -96,7 +97,8 @@ type Queue interface {
 }
 
 // Notifier delivers release wake-ups. A release (or a Leave that uncovers a
-// new head) publishes either one ticket, the head of the fair queue, or a
+// new head) publishes either one ticket, the head of the fair queue (with
+// the fencing token when the lock was granted to it, see [Granter]), or a
 // broadcast to every waiter of the name. An implementation shares one
 // subscription connection among all waiters and counts references per lock
 // name, dropping the store subscription when nobody waits.
@@ -148,4 +150,34 @@ type State struct {
 	Fence   int64         // fencing token of the current holding
 	TTL     time.Duration // remaining lease; 0 when free
 	Waiters int           // tickets in the fair queue
+}
+
+// Granter is an optional capability of a [Subscription] from a store that
+// hands a released lock straight to the head of the fair queue, saving the
+// waiter a round trip. When the store granted the lock to the
+// subscription's ticket and said so, Granted returns the grant's fencing
+// token and true (and the Wake channel was signalled). The grant holds the
+// lock for the waiter with hold count 1, its ticket as the latest
+// acquisition, and a lease of min(lease, waiterTTL) from the moment of the
+// release. A waiter that does not take a grant (it gave up) must undo it
+// with a ticket-scoped Release after leaving the queue; a grant whose
+// message is lost is claimed by the waiter's next attempt with its ticket,
+// which the store answers as an idempotent re-entry. It is safe for
+// concurrent use. If giving up cannot reach the store, a grant left behind
+// ends with its lease, min(lease, waiterTTL).
+type Granter interface {
+	Granted() (fence int64, ok bool)
+}
+
+// ActiveSubscriber is an optional capability of a [Notifier]:
+// SubscribeActive subscribes without a store round trip when the channel of
+// name is subscribed and confirmed already (by other waiters of the
+// process, or lingering after recent ones), and returns false, holding
+// nothing, otherwise. It lets a waiter on a contended name subscribe before
+// its first attempt at no cost, instead of attempting again after a
+// subscription round trip. It is safe for concurrent use. A decorator
+// that embeds a Notifier to change its subscriptions must override
+// SubscribeActive too, or the facade will bypass it.
+type ActiveSubscriber interface {
+	SubscribeActive(name, ticket string) (Subscription, bool)
 }

@@ -197,7 +197,8 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	}
 	a := attempt{
 		backend: l.backend, queue: l.queue, timeout: l.cfg.RequestTimeout,
-		req: AcquireRequest{Name: name, Owner: co.owner, Ticket: fairqueue.NewTicket(), Lease: lease},
+		req:   AcquireRequest{Name: name, Owner: co.owner, Ticket: fairqueue.NewTicket(), Lease: lease},
+		renew: renew, lease: lease,
 	}
 	if wait > 0 {
 		a.waiterTTL = l.cfg.policy.TTL()
@@ -206,7 +207,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	if err != nil {
 		return nil, &Error{Op: op, Name: name, Err: err}
 	}
-	h, err := l.register(key, a.req, start, res, renew)
+	h, err := l.register(key, a.req, start, a.lease, res, renew)
 	if err != nil {
 		return nil, &Error{Op: op, Name: name, Err: err}
 	}
@@ -221,9 +222,9 @@ func (l *Locker[T]) isClosed() bool {
 
 // register records a fresh or re-entered holding and starts its renewal or
 // its expiry timer.
-func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, res AcquireResult, renew bool) (*Lock[T], error) {
+func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, lease time.Duration, res AcquireResult, renew bool) (*Lock[T], error) {
 	k := holdKey{req.Name, req.Owner}
-	deadline := start.Add(req.Lease)
+	deadline := start.Add(lease)
 	st := &lockState{done: make(chan struct{})}
 
 	l.mu.Lock()

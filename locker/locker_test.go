@@ -321,10 +321,18 @@ func TestCancelledWhileQueuedLeavesTheQueue(t *testing.T) {
 			return locker.AcquireResult{TTL: time.Hour, Position: 0}, nil
 		}).Times(2)
 	left := make(chan string, 1)
-	r.q.EXPECT().Leave(gomock.Any(), "k", gomock.Any()).DoAndReturn(func(_ context.Context, _, tk string) error {
-		left <- tk
-		return nil
-	})
+	gomock.InOrder(
+		r.q.EXPECT().Leave(gomock.Any(), "k", gomock.Any()).DoAndReturn(func(_ context.Context, _, tk string) error {
+			left <- tk
+			return nil
+		}),
+		// After leaving, a grant made to the ticket before is undone.
+		r.b.EXPECT().Release(gomock.Any(), "k", gomock.Any(), gomock.Any()).DoAndReturn(
+			func(_ context.Context, _, _, tk string) (bool, int, error) {
+				assert.Equal(t, ticket, tk)
+				return false, 0, nil
+			}),
+	)
 	_, err := l.Lock(ctx, "k", time.Minute, time.Second)
 	require.ErrorIs(t, err, context.Canceled)
 	require.NotErrorIs(t, err, locker.ErrNotObtained)
@@ -503,4 +511,106 @@ func TestReentriesReportingOutOfOrderShareOneHolding(t *testing.T) {
 	require.ErrorIs(t, h1.Err(), locker.ErrLost)
 	require.ErrorIs(t, h2.Err(), locker.ErrLost)
 	require.NoError(t, h3.Err())
+}
+
+// grantSub is a fakeSub whose store hands locks over directly.
+type grantSub struct {
+	*fakeSub
+	mu    sync.Mutex
+	fence int64
+}
+
+func (s *grantSub) Granted() (int64, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fence, s.fence > 0
+}
+
+func (s *grantSub) grant(fence int64) {
+	s.mu.Lock()
+	s.fence = fence
+	s.mu.Unlock()
+	s.c <- struct{}{}
+}
+
+func queued(pos int) locker.AcquireResult {
+	return locker.AcquireResult{TTL: time.Hour, Position: pos}
+}
+
+func TestGrantIsTakenWithoutAnotherRoundTrip(t *testing.T) {
+	r := newRig(t)
+	l := r.fair(t, locker.Options[string]{FallbackInterval: time.Hour})
+	sub := &grantSub{fakeSub: newFakeSub()}
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(sub, nil)
+	attempts := make(chan time.Time, 2)
+	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), fairqueue.DefaultWaiterTTL).DoAndReturn(
+		func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+			attempts <- time.Now()
+			return queued(0), nil
+		}).Times(2) // the first attempt and the one after subscribing; no claim
+	holds := make(chan locker.Hold, 1)
+	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h locker.Hold) func() {
+		holds <- h
+		return func() {}
+	})
+	res := make(chan *locker.Lock[string], 1)
+	go func() {
+		h, err := l.LockWithRenewal(context.Background(), "k", locker.WaitForever)
+		assert.NoError(t, err)
+		res <- h
+	}()
+	<-attempts
+	last := <-attempts
+	sub.grant(77)
+	var h *locker.Lock[string]
+	select {
+	case h = <-res:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for the granted waiter to return")
+	}
+	require.NotNil(t, h)
+	assert.Equal(t, int64(77), h.Fence())
+	hold := <-holds
+	// The grant's lease is min(lease, WaiterTTL), counted from no later than
+	// the last attempt the store answered before the release.
+	assert.False(t, hold.Deadline.After(last.Add(fairqueue.DefaultWaiterTTL)))
+	assert.Equal(t, locker.DefaultRenewLease, hold.Lease, "the renewer lengthens it to the full lease")
+	r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(true, 0, nil)
+	require.NoError(t, h.Release(context.Background()))
+}
+
+func TestGrantShorterThanTheFixedLeaseIsClaimed(t *testing.T) {
+	r := newRig(t)
+	l := r.fair(t, locker.Options[string]{FallbackInterval: time.Hour, WaiterTTL: time.Second})
+	sub := &grantSub{fakeSub: newFakeSub()}
+	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(sub, nil)
+	attempts := make(chan struct{}, 3)
+	gomock.InOrder(
+		r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Second).DoAndReturn(
+			func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+				attempts <- struct{}{}
+				return queued(0), nil
+			}).Times(2),
+		// The claim: the store answers the ticket's attempt as a re-entry.
+		r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Second).Return(acquired(78, 1), nil),
+	)
+	res := make(chan *locker.Lock[string], 1)
+	go func() {
+		h, err := l.Lock(context.Background(), "k", locker.WaitForever, time.Minute)
+		assert.NoError(t, err)
+		res <- h
+	}()
+	<-attempts
+	<-attempts
+	sub.grant(78)
+	select {
+	case h := <-res:
+		require.NotNil(t, h)
+		assert.Equal(t, int64(78), h.Fence())
+		assert.True(t, time.Until(h.Deadline()) > 30*time.Second, "the claim set the full lease")
+		r.b.EXPECT().Release(gomock.Any(), "k", h.Owner(), "").Return(true, 0, nil)
+		require.NoError(t, h.Release(context.Background()))
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out waiting for the granted waiter to claim")
+	}
 }

@@ -27,8 +27,11 @@ type attempt struct {
 	waiterTTL time.Duration // fair: heartbeat deadline; 0 = do not join the queue
 	req       AcquireRequest
 
-	queued    bool // the ticket may be in the fair queue
-	uncertain bool // the last attempt failed, so it may have succeeded in the store
+	renew     bool          // the lease will be renewed
+	queued    bool          // the ticket may be in the fair queue, or granted the lock
+	uncertain bool          // the last attempt failed, so it may have succeeded in the store
+	missed    time.Time     // start of the latest attempt the store answered "not acquired"
+	lease     time.Duration // the lease the store set, as far as the caller knows
 }
 
 // try makes one attempt. The request is bounded by the request timeout and,
@@ -54,23 +57,43 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, Acqui
 		res, err = a.backend.Acquire(rctx, a.req)
 	}
 	a.uncertain = err != nil
+	if err == nil && !res.Acquired {
+		a.missed = start
+	}
 	return start, res, err
 }
 
-// giveUp cleans up after a call that will not acquire: it leaves the queue
-// and undoes an attempt whose outcome is unknown.
+// grant decides about a grant of the lock to this waiter's ticket (see
+// Granter). The store set the lease min(lease, waiterTTL) at the release,
+// which came after a.missed, so a.missed plus that lease is a deadline the
+// store's own is not earlier than. The grant is taken as it is when that
+// leaves at least half of it and the caller needs no longer lease (a
+// renewed lease is lengthened by the renewer right away); otherwise the
+// waiter claims the grant with an attempt, which the store answers as an
+// idempotent re-entry that sets the full lease.
+func (a *attempt) grant(fence int64) (start time.Time, res AcquireResult, ok bool) {
+	lease := min(a.req.Lease, a.waiterTTL)
+	if a.missed.IsZero() || (!a.renew && lease < a.req.Lease) || time.Until(a.missed.Add(lease)) < lease/2 {
+		return start, res, false
+	}
+	a.lease = lease
+	return a.missed, AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, true
+}
+
+// giveUp cleans up after a call that will not acquire: it leaves the
+// queue, then undoes what its ticket may hold: an attempt whose outcome is
+// unknown, or a grant made to the ticket before it left (after Leave no
+// new grant can come).
 func (a *attempt) giveUp() {
 	if !a.queued && !a.uncertain {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(a.timeout, cleanupTimeout))
 	defer cancel()
-	if a.uncertain {
-		_, _, _ = a.backend.Release(ctx, a.req.Name, a.req.Owner, a.req.Ticket)
-	}
 	if a.queued {
 		_ = a.queue.Leave(ctx, a.req.Name, a.req.Ticket)
 	}
+	_, _, _ = a.backend.Release(ctx, a.req.Name, a.req.Owner, a.req.Ticket)
 }
 
 // failure classifies the error of a call that gives up after a store error.
@@ -89,6 +112,15 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	if wait > 0 && wait != WaitForever {
 		deadline = time.Now().Add(wait)
 	}
+	// On a name this process waits on already, subscribe before the first
+	// attempt: it costs no round trip, and spares the attempt after it.
+	var sub Subscription
+	if as, ok := l.notify.(ActiveSubscriber); ok && wait > 0 {
+		sub, _ = as.SubscribeActive(a.req.Name, a.req.Ticket)
+	}
+	if sub != nil {
+		defer sub.Close()
+	}
 	start, res, err := a.try(ctx, deadline)
 	if err == nil && res.Acquired {
 		return start, res, nil
@@ -101,21 +133,29 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		return start, res, ErrNotObtained
 	}
 
-	// Taken: subscribe first, then attempt again, so that a release
-	// between the first attempt and the subscription is not missed.
 	limit := l.cfg.FallbackInterval
 	if a.queue != nil {
 		limit = min(limit, l.cfg.policy.Heartbeat())
 	}
-	var wake <-chan struct{}
-	if l.notify != nil {
+	retry := sub == nil
+	if sub == nil && l.notify != nil {
+		// Taken: subscribe, then attempt again, so that a release between
+		// the first attempt and the subscription is not missed.
 		sctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-		sub, serr := l.notify.Subscribe(sctx, a.req.Name, a.req.Ticket)
+		s, serr := l.notify.Subscribe(sctx, a.req.Name, a.req.Ticket)
 		cancel()
 		if serr == nil {
+			sub = s
 			defer sub.Close()
-			wake = sub.Wake()
 		}
+	}
+	var (
+		wake    <-chan struct{}
+		granted Granter
+	)
+	if sub != nil {
+		wake = sub.Wake()
+		granted, _ = sub.(Granter)
 	}
 	if wake == nil {
 		// No wake-ups: re-check more often, still far from a busy poll.
@@ -131,12 +171,13 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	defer timer.Stop()
 	backoff := time.Duration(0)
 	for {
-		if ctx.Err() == nil {
+		if retry && ctx.Err() == nil {
 			start, res, err = a.try(ctx, deadline)
 			if err == nil && res.Acquired {
 				return start, res, nil
 			}
 		}
+		retry = true
 		sleep := fairqueue.Recheck(res.TTL, limit)
 		if err != nil {
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
@@ -147,6 +188,14 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		timer.Reset(sleep)
 		select {
 		case <-wake:
+			if granted == nil {
+				break
+			}
+			if fence, ok := granted.Granted(); ok {
+				if gstart, gres, ok := a.grant(fence); ok {
+					return gstart, gres, nil
+				}
+			}
 		case <-timer.C:
 		case <-ctx.Done():
 			a.giveUp()

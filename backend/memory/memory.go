@@ -21,16 +21,23 @@
 //     lease.
 //   - A fair attempt with a zero waiter TTL honours the queue but does not
 //     join it and wakes nobody (TryLock in fair mode).
-//   - Fair mode follows package fairqueue: lapsed waiters are evicted first;
-//     a free lock goes to the head (or to anyone when the queue is empty);
-//     otherwise the ticket joins or keeps its place with a heartbeat
-//     deadline of now+waiterTTL. An abandoned queue (everybody lapsed, nobody
-//     touching the name) vanishes one second after its latest heartbeat
-//     deadline, like the Redis queue keys.
-//   - The final release frees the lock, evicts lapsed waiters and wakes the
-//     head ticket, or every waiter of the name when the queue is empty.
-//     Lease expiry publishes nothing: waiters rely on their fallback
-//     re-check, as with Redis.
+//   - Fair mode follows package fairqueue: lapsed waiters are evicted first
+//     (barging attempts and re-entries evict nobody); a free lock goes to
+//     the head (or to anyone when the queue is empty); otherwise the ticket
+//     joins or keeps its place with a heartbeat deadline of now+waiterTTL,
+//     recording on joining its grant: its owner and min(lease, waiterTTL).
+//     An abandoned queue (everybody lapsed, nobody touching the name)
+//     vanishes one second after its latest heartbeat deadline, like the
+//     Redis queue keys.
+//   - The final release evicts lapsed waiters and hands the lock straight
+//     to the head ticket (direct grant): its owner holds it with count 1, a
+//     fresh fencing token, the ticket as latest acquisition and the lease
+//     recorded in its grant, and the message "<ticket> <fence>" tells it so
+//     (see locker.Granter). The grantee claims the grant by an attempt with
+//     its ticket (an idempotent re-entry), or undoes it with a release
+//     scoped to its ticket. With an empty queue the release frees the lock
+//     and wakes every waiter of the name. Lease expiry publishes nothing:
+//     waiters rely on their fallback re-check, as with Redis.
 //   - Fencing tokens come from one store-wide counter, max(last+1, now in
 //     µs), so they increase strictly per name even after [Store.Wipe] or
 //     expiry, whatever the clock does.
@@ -46,6 +53,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -117,7 +125,33 @@ type record struct {
 	expiry     time.Time // lease end, meaningful while count > 0
 
 	room       fairqueue.Room
-	queueUntil time.Time // the queue vanishes after this, meaningful while room.Len() > 0
+	queueUntil time.Time        // the queue vanishes after this, meaningful while room.Len() > 0
+	grants     map[string]grant // per queued ticket: what a release needs to hand it the lock
+}
+
+// grant is what the final release needs to hand the lock straight to a
+// queued ticket (the grant hash of the Redis scripts).
+type grant struct {
+	owner string
+	lease time.Duration // min(lease, waiter TTL)
+}
+
+// evict removes lapsed waiters and their grants.
+func (r *record) evict(now time.Time) {
+	if r.room.Evict(now) > 0 {
+		for t := range r.grants {
+			if r.room.Position(t) < 0 {
+				delete(r.grants, t)
+			}
+		}
+	}
+}
+
+// leave removes ticket from the queue and its grant, and reports whether
+// it was queued.
+func (r *record) leave(ticket string) bool {
+	delete(r.grants, ticket)
+	return r.room.Leave(ticket)
 }
 
 // New returns an empty store on the real clock.
@@ -278,8 +312,16 @@ func (s *Store) sweep(now time.Time) {
 // publish wakes the subscriptions of name addressed by msg: the one ticket,
 // or all for a broadcast. It never blocks. Called with s.mu held.
 func (s *Store) publish(name, msg string) {
+	ticket, fence := msg, int64(0)
+	if i := strings.IndexByte(msg, ' '); i >= 0 {
+		ticket = msg[:i]
+		fence, _ = strconv.ParseInt(msg[i+1:], 10, 64)
+	}
 	for sub := range s.subs[name] {
-		if msg == broadcast || sub.ticket == msg {
+		if ticket == broadcast || sub.ticket == ticket {
+			if fence > 0 {
+				sub.fence = fence
+			}
 			select {
 			case sub.wake <- struct{}{}:
 			default:
@@ -299,7 +341,7 @@ func (r *record) expire(now time.Time) {
 		r.free()
 	}
 	if r.room.Len() > 0 && now.After(r.queueUntil) {
-		r.room = fairqueue.Room{}
+		r.room, r.grants = fairqueue.Room{}, nil
 	}
 }
 
@@ -391,7 +433,6 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 	defer s.mu.Unlock()
 	r := s.get(req.Name, now)
 	defer s.put(req.Name, r, now)
-	r.room.Evict(now)
 
 	if r.count > 0 && r.owner == req.Owner {
 		// Re-entry: count once per ticket, never shorten the lease.
@@ -403,20 +444,21 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 			r.expiry = now.Add(req.Lease)
 		}
 		if fair {
-			r.room.Leave(req.Ticket)
+			r.leave(req.Ticket)
 		}
 		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: r.count, Position: -1}, nil
 	}
 
 	head, queued := "", false
-	if fair {
+	if fair && r.room.Len() > 0 {
+		r.evict(now)
 		head, queued = r.room.Head()
 	}
 	if r.count == 0 && (!queued || head == req.Ticket) {
 		r.owner, r.count, r.fence, r.lastTicket = req.Owner, 1, s.fence(now), req.Ticket
 		r.expiry = now.Add(req.Lease)
 		if queued {
-			r.room.Leave(req.Ticket)
+			r.leave(req.Ticket)
 		}
 		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: 1, Position: -1}, nil
 	}
@@ -430,6 +472,12 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 		if until := deadline.Add(queueGrace); r.room.Len() == 0 || until.After(r.queueUntil) {
 			r.queueUntil = until
 		}
+		if r.room.Position(req.Ticket) < 0 {
+			if r.grants == nil {
+				r.grants = make(map[string]grant)
+			}
+			r.grants[req.Ticket] = grant{owner: req.Owner, lease: min(req.Lease, waiterTTL)}
+		}
 		res.Position = r.room.Join(req.Ticket, deadline)
 		if r.count == 0 {
 			// Free, but another waiter is ahead: make sure it knows.
@@ -442,8 +490,9 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 // Release implements locker.Backend, mirroring release.lua: it undoes one
 // acquisition by owner (with a non-empty ticket, only if the latest
 // acquisition carried it). held is false, and nothing changes, when owner
-// does not hold the lock. The final release frees the lock and wakes the
-// head waiter, or every waiter of name when the queue is empty.
+// does not hold the lock. The final release hands the lock to the head
+// waiter and tells it so, or, with an empty queue, frees the lock and wakes
+// every waiter of name.
 func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
 	now, err := c.begin(ctx)
 	if err != nil {
@@ -461,10 +510,19 @@ func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held 
 		return true, r.count, nil
 	}
 	r.free()
-	r.room.Evict(now)
 	msg := broadcast
-	if head, ok := r.room.Head(); ok {
-		msg = head
+	if r.room.Len() > 0 {
+		r.evict(now)
+		if head, ok := r.room.Head(); ok {
+			msg = head
+			if g, ok := r.grants[head]; ok {
+				// Hand over: the head holds the lock now.
+				r.owner, r.count, r.fence, r.lastTicket = g.owner, 1, s.fence(now), head
+				r.expiry = now.Add(g.lease)
+				r.leave(head)
+				msg = head + " " + strconv.FormatInt(r.fence, 10)
+			}
+		}
 	}
 	s.publish(name, msg)
 	return true, 0, nil
@@ -510,8 +568,10 @@ func (s *Store) extend(name, owner string, lease time.Duration, now time.Time) b
 }
 
 // Leave implements locker.Queue, mirroring leave.lua: it removes ticket
-// from the queue of name; if ticket was the head and the lock is free, the
-// new head (if any) is woken. Leaving a queue one is not in is no error.
+// and its grant from the queue of name; if ticket was the head and the
+// lock is free, the new head (if any) is woken. A grant made to ticket
+// before is not undone (Release with the ticket does that). Leaving a
+// queue one is not in is no error.
 func (c *Client) Leave(ctx context.Context, name, ticket string) error {
 	now, err := c.begin(ctx)
 	if err != nil {
@@ -522,7 +582,7 @@ func (c *Client) Leave(ctx context.Context, name, ticket string) error {
 	r := s.get(name, now)
 	defer s.put(name, r, now)
 	head, _ := r.room.Head()
-	if r.room.Leave(ticket) && head == ticket && r.count == 0 {
+	if r.leave(ticket) && head == ticket && r.count == 0 {
 		if next, ok := r.room.Head(); ok {
 			s.publish(name, next)
 		}

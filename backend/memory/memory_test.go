@@ -104,6 +104,37 @@ func woken(sub locker.Subscription) bool {
 	}
 }
 
+// grantOf returns what sub reports as a grant of the lock to its ticket.
+func grantOf(t *testing.T, sub locker.Subscription) (int64, bool) {
+	t.Helper()
+	g, ok := sub.(locker.Granter)
+	require.True(t, ok, "a memory subscription is a locker.Granter")
+	return g.Granted()
+}
+
+// grantTickets returns the tickets of name a release may hand the lock to.
+func grantTickets(s *Store) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var tickets []string
+	if r := s.names[name]; r != nil {
+		for tk := range r.grants {
+			tickets = append(tickets, tk)
+		}
+	}
+	return tickets
+}
+
+// lastTicket returns the ticket of the latest acquisition of name.
+func lastTicket(s *Store) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.names[name]; r != nil {
+		return r.lastTicket
+	}
+	return ""
+}
+
 func TestReentryCountsOncePerTicket(t *testing.T) {
 	s, _ := newStore()
 	first := acquire(t, s, req("a", "t1", time.Second))
@@ -221,51 +252,66 @@ func TestFairHeadOnlyTake(t *testing.T) {
 	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 1}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
 	assert.Equal(t, 2, inspect(t, s).Waiters)
 
-	held, _ := release(t, s, "a", "")
-	require.True(t, held)
-	assert.True(t, woken(subB), "the release wakes the head")
-	assert.False(t, woken(subC), "only the head")
-	assert.False(t, woken(subD), "only the head")
+	// A's lease lapses: the lock is free, B is the head, and nobody is told.
+	clk.Advance(900*time.Millisecond + time.Nanosecond)
+	for tk, sub := range map[string]locker.Subscription{"tb": subB, "tc": subC, "td": subD} {
+		assert.False(t, woken(sub), "lease expiry woke %s", tk)
+	}
 
 	// C tries while the lock is free but B is the head: no, and B is reminded.
 	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
 	assert.True(t, woken(subB), "a free lock with another head wakes the head")
+	_, ok := grantOf(t, subB)
+	assert.False(t, ok, "a reminder grants nothing")
 	assert.False(t, woken(subC))
+	assert.False(t, woken(subD))
 
 	got := acquireFair(t, s, req("b", "tb", time.Second), ttl)
 	require.True(t, got.Acquired)
 	assert.Equal(t, 1, inspect(t, s).Waiters, "the head left the queue when it took the lock")
 
-	held, _ = release(t, s, "b", "")
+	held, _ := release(t, s, "b", "")
 	require.True(t, held)
-	assert.True(t, woken(subC))
+	assert.True(t, woken(subC), "the release hands the lock to the new head")
+	assert.False(t, woken(subB), "only the head")
+	assert.False(t, woken(subD), "only the head")
+	assert.Equal(t, "c", inspect(t, s).Owner)
 	require.True(t, acquireFair(t, s, req("c", "tc", time.Second), ttl).Acquired)
 	assert.Zero(t, inspect(t, s).Waiters)
 }
 
 func TestBargingIgnoresQueue(t *testing.T) {
-	s, _ := newStore()
+	s, clk := newStore()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
 	require.False(t, acquireFair(t, s, req("b", "tb", time.Second), ttl).Acquired)
-	held, _ := release(t, s, "a", "")
-	require.True(t, held)
+	clk.Advance(time.Second + time.Nanosecond) // A's lease lapses: free, with B queued
 
 	res := acquire(t, s, req("d", "td", time.Second))
 	assert.True(t, res.Acquired, "barging takes a free lock whoever is queued")
 	st := inspect(t, s)
 	assert.Equal(t, "d", st.Owner)
 	assert.Equal(t, 1, st.Waiters, "barging leaves the queue alone")
+
+	held, _ := release(t, s, "d", "")
+	require.True(t, held)
+	st = inspect(t, s)
+	assert.Equal(t, "b", st.Owner, "a barging holder's final release hands the lock to the fair head all the same")
+	assert.Zero(t, st.Waiters)
 }
 
 func TestFairSingleAttemptDoesNotJoin(t *testing.T) {
-	s, _ := newStore()
+	s, clk := newStore()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
 	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1}, acquireFair(t, s, req("b", "tb", time.Second), 0))
 	assert.Zero(t, inspect(t, s).Waiters, "a zero waiter TTL does not join")
-
-	require.False(t, acquireFair(t, s, req("c", "tc", time.Second), ttl).Acquired)
+	assert.Empty(t, grantTickets(s), "nor records a grant")
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
+	assert.Equal(t, locker.State{}, inspect(t, s), "a single attempt is never granted the lock")
+
+	require.True(t, acquire(t, s, req("a", "ta2", time.Second)).Acquired)
+	require.False(t, acquireFair(t, s, req("c", "tc", time.Second), ttl).Acquired)
+	clk.Advance(time.Second + time.Nanosecond) // A's lease lapses: free, C at the head
 	subC := subscribe(t, s, "tc")
 	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: -1}, acquireFair(t, s, req("b", "tb", time.Second), 0),
 		"a single attempt honours the queue")
@@ -273,21 +319,23 @@ func TestFairSingleAttemptDoesNotJoin(t *testing.T) {
 	assert.Equal(t, 1, inspect(t, s).Waiters)
 	assert.True(t, acquireFair(t, s, req("c", "tc", time.Second), 0).Acquired, "the head takes it with a single attempt")
 	assert.Zero(t, inspect(t, s).Waiters)
+	assert.Empty(t, grantTickets(s))
 }
 
 func TestFairReentryLeavesQueue(t *testing.T) {
-	s, _ := newStore()
+	s, clk := newStore()
 	require.True(t, acquire(t, s, req("x", "tx", time.Second)).Acquired)
-	// Owner a queues one call, then takes the lock with another one.
+	// Owner a queues one call, then, once x's lease lapsed, takes the lock
+	// with another one.
 	require.False(t, acquireFair(t, s, req("a", "t1", time.Second), ttl).Acquired)
-	held, _ := release(t, s, "x", "")
-	require.True(t, held)
+	clk.Advance(time.Second + time.Nanosecond)
 	require.True(t, acquire(t, s, req("a", "t2", time.Second)).Acquired)
 
 	res := acquireFair(t, s, req("a", "t1", time.Second), ttl)
 	assert.True(t, res.Acquired)
 	assert.Equal(t, 2, res.Count)
 	assert.Zero(t, inspect(t, s).Waiters, "the re-entering ticket left the queue")
+	assert.Empty(t, grantTickets(s), "and its grant entry went with it")
 }
 
 func TestFairKeepsPlaceAndRefreshesHeartbeat(t *testing.T) {
@@ -308,18 +356,17 @@ func TestFairKeepsPlaceAndRefreshesHeartbeat(t *testing.T) {
 
 func TestFairEvictsDeadHead(t *testing.T) {
 	s, clk := newStore()
-	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
+	require.True(t, acquire(t, s, req("a", "ta", 50*time.Millisecond)).Acquired)
 	const wt = 100 * time.Millisecond
 	require.False(t, acquireFair(t, s, req("b", "tb", time.Second), wt).Acquired)
-	held, _ := release(t, s, "a", "")
-	require.True(t, held)
-	// B dies. C waits behind it until B's heartbeat lapses.
+	// B dies. A's lease lapses; C waits behind B until B's heartbeat lapses.
 	clk.Advance(wt - time.Millisecond)
 	res := acquireFair(t, s, req("c", "tc", time.Second), time.Second)
 	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1}, res)
 	clk.Advance(time.Millisecond)
 	assert.True(t, acquireFair(t, s, req("c", "tc", time.Second), time.Second).Acquired)
 	assert.Zero(t, inspect(t, s).Waiters)
+	assert.Empty(t, grantTickets(s), "the evicted waiter's grant entry is gone")
 }
 
 func TestReleaseEvictsLapsedBeforeWaking(t *testing.T) {
@@ -333,22 +380,52 @@ func TestReleaseEvictsLapsedBeforeWaking(t *testing.T) {
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
 	assert.False(t, woken(subB), "the lapsed head is evicted, not woken")
+	_, ok := grantOf(t, subB)
+	assert.False(t, ok, "nor granted the lock")
 	assert.True(t, woken(subC))
-	assert.Equal(t, 1, inspect(t, s).Waiters)
+	st := inspect(t, s)
+	assert.Equal(t, "c", st.Owner, "the next live waiter is granted the lock")
+	assert.Zero(t, st.Waiters)
+	assert.Empty(t, grantTickets(s), "the evicted waiter's grant entry is gone")
+}
+
+func TestReleaseWithOnlyLapsedWaitersFrees(t *testing.T) {
+	s, clk := newStore()
+	require.True(t, acquire(t, s, req("a", "ta", time.Minute)).Acquired)
+	subB, subX := subscribe(t, s, "tb"), subscribe(t, s, "tx")
+	require.False(t, acquireFair(t, s, req("b", "tb", time.Minute), 100*time.Millisecond).Acquired)
+	clk.Advance(100 * time.Millisecond)
+
+	held, _ := release(t, s, "a", "")
+	require.True(t, held)
+	assert.Equal(t, locker.State{}, inspect(t, s), "a lapsed waiter is evicted, never granted the lock")
+	for tk, sub := range map[string]locker.Subscription{"tb": subB, "tx": subX} {
+		assert.True(t, woken(sub), "%s: with the queue empty after eviction, the release broadcasts", tk)
+		_, ok := grantOf(t, sub)
+		assert.False(t, ok, "%s: a broadcast grants nothing", tk)
+	}
+	assert.Empty(t, s.Keys(name))
 }
 
 func TestReleaseBroadcastsWithEmptyQueue(t *testing.T) {
 	s, _ := newStore()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
 	x, y := subscribe(t, s, "tx"), subscribe(t, s, "ty")
+	// Only barging waiters: they do not queue.
+	require.False(t, acquire(t, s, req("x", "tx", time.Second)).Acquired)
+	require.False(t, acquire(t, s, req("y", "ty", time.Second)).Acquired)
 	other, err := s.Subscribe(context.Background(), "other", "tx")
 	require.NoError(t, err)
 	defer other.Close()
 
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
-	assert.True(t, woken(x))
-	assert.True(t, woken(y))
+	assert.Equal(t, locker.State{}, inspect(t, s), "with an empty queue the release frees the lock")
+	for tk, sub := range map[string]locker.Subscription{"tx": x, "ty": y} {
+		assert.True(t, woken(sub), "%s not woken", tk)
+		_, ok := grantOf(t, sub)
+		assert.False(t, ok, "%s: a broadcast grants nothing", tk)
+	}
 	assert.False(t, woken(other), "another name's waiters are not woken")
 }
 
@@ -387,20 +464,161 @@ func TestLeave(t *testing.T) {
 	assert.Empty(t, s.names)
 }
 
+func TestReleaseGrantsHead(t *testing.T) {
+	s, clk := newStore()
+	first := acquire(t, s, req("a", "ta", time.Minute))
+	require.True(t, first.Acquired)
+	subB, subC, subX := subscribe(t, s, "tb"), subscribe(t, s, "tc"), subscribe(t, s, "tx")
+	// B asks for a lease shorter than its waiter TTL, C for a longer one.
+	require.False(t, acquireFair(t, s, req("b", "tb", 4*time.Second), ttl).Acquired)
+	require.False(t, acquireFair(t, s, req("c", "tc", time.Minute), ttl).Acquired)
+	clk.Advance(time.Second)
+
+	held, n := release(t, s, "a", "")
+	require.True(t, held)
+	assert.Zero(t, n)
+	st := inspect(t, s)
+	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: st.Fence, TTL: 4 * time.Second, Waiters: 1}, st,
+		"the head holds the lock, once, for min(lease, waiter TTL), and left the queue")
+	assert.Greater(t, st.Fence, first.Fence, "a grant is a fresh acquisition")
+	assert.Equal(t, "tb", lastTicket(s), "the grantee's ticket is the latest acquisition")
+	assert.Equal(t, []string{"tc"}, grantTickets(s))
+	assert.True(t, woken(subB))
+	fence, ok := grantOf(t, subB)
+	assert.True(t, ok, "the head's subscription is told of the grant")
+	assert.Equal(t, st.Fence, fence, "the message carries the fence")
+	for tk, sub := range map[string]locker.Subscription{"tc": subC, "tx": subX} {
+		assert.False(t, woken(sub), "%s woken by a grant to another ticket", tk)
+		_, ok := grantOf(t, sub)
+		assert.False(t, ok, "%s told of a grant to another ticket", tk)
+	}
+
+	// B never claims: the grant is a holding of B's owner all the same.
+	held, _ = release(t, s, "b", "")
+	require.True(t, held)
+	next := inspect(t, s)
+	assert.Equal(t, locker.State{Owner: "c", Count: 1, Fence: next.Fence, TTL: ttl}, next,
+		"a lease longer than the waiter TTL is granted for the waiter TTL")
+	assert.Greater(t, next.Fence, st.Fence)
+	fence, ok = grantOf(t, subC)
+	assert.True(t, ok)
+	assert.Equal(t, next.Fence, fence)
+	assert.Empty(t, grantTickets(s))
+}
+
+func TestGrantClaimIsIdempotent(t *testing.T) {
+	s, clk := newStore()
+	require.True(t, acquire(t, s, req("a", "ta", time.Minute)).Acquired)
+	require.False(t, acquireFair(t, s, req("b", "tb", time.Minute), ttl).Acquired)
+	held, _ := release(t, s, "a", "")
+	require.True(t, held)
+	granted := inspect(t, s)
+	require.Equal(t, "b", granted.Owner)
+	require.Equal(t, ttl, granted.TTL)
+
+	clk.Advance(time.Second)
+	want := locker.AcquireResult{Acquired: true, Fence: granted.Fence, Count: 1, Position: -1}
+	assert.Equal(t, want, acquireFair(t, s, req("b", "tb", time.Minute), ttl), "the grantee's attempt claims the grant as a re-entry")
+	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: granted.Fence, TTL: time.Minute}, inspect(t, s),
+		"the claim keeps count and fence and sets the full lease")
+	assert.Equal(t, want, acquireFair(t, s, req("b", "tb", time.Minute), ttl), "claiming twice counts once")
+	assert.Equal(t, want, acquire(t, s, req("b", "tb", time.Minute)), "a barging attempt claims alike")
+
+	held, n := release(t, s, "b", "")
+	assert.True(t, held)
+	assert.Zero(t, n, "one release undoes the grant and its claims")
+	assert.Equal(t, locker.State{}, inspect(t, s))
+}
+
+func TestGrantRunsOutWithoutClaim(t *testing.T) {
+	s, clk := newStore()
+	require.True(t, acquire(t, s, req("a", "ta", time.Minute)).Acquired)
+	require.False(t, acquireFair(t, s, req("b", "tb", time.Minute), ttl).Acquired)
+	require.False(t, acquireFair(t, s, req("c", "tc", time.Minute), time.Minute).Acquired)
+	held, _ := release(t, s, "a", "")
+	require.True(t, held)
+	require.Equal(t, "b", inspect(t, s).Owner)
+
+	// B died before it heard of the grant: it runs out after B's waiter TTL.
+	clk.Advance(ttl)
+	assert.Equal(t, locker.AcquireResult{Position: 0}, acquireFair(t, s, req("c", "tc", time.Minute), time.Minute),
+		"the grant is alive at its expiry instant")
+	clk.Advance(time.Nanosecond)
+	res := acquireFair(t, s, req("c", "tc", time.Minute), time.Minute)
+	assert.True(t, res.Acquired, "the next waiter takes the lock once the grant ran out")
+	assert.Equal(t, locker.State{Owner: "c", Count: 1, Fence: res.Fence, TTL: time.Minute}, inspect(t, s))
+}
+
+func TestGiveUpUndoesGrant(t *testing.T) {
+	s, _ := newStore()
+	ctx := context.Background()
+	require.True(t, acquire(t, s, req("a", "ta", time.Minute)).Acquired)
+	subC := subscribe(t, s, "tc")
+	require.False(t, acquireFair(t, s, req("b", "tb", time.Minute), ttl).Acquired)
+	require.False(t, acquireFair(t, s, req("c", "tc", time.Minute), ttl).Acquired)
+	held, _ := release(t, s, "a", "")
+	require.True(t, held)
+
+	// B gave up as the grant came: it leaves the queue, then undoes what
+	// its ticket holds.
+	require.NoError(t, s.Leave(ctx, name, "tb"))
+	assert.Equal(t, "b", inspect(t, s).Owner, "Leave does not undo a grant")
+	held, _ = release(t, s, "b", "tz")
+	assert.False(t, held, "a release scoped to another ticket does not undo the grant")
+	assert.False(t, woken(subC))
+	held, n := release(t, s, "b", "tb")
+	assert.True(t, held)
+	assert.Zero(t, n)
+	st := inspect(t, s)
+	assert.Equal(t, locker.State{Owner: "c", Count: 1, Fence: st.Fence, TTL: ttl}, st, "the undone grant goes on to the next head")
+	assert.True(t, woken(subC))
+	fence, ok := grantOf(t, subC)
+	assert.True(t, ok)
+	assert.Equal(t, st.Fence, fence)
+	held, _ = release(t, s, "b", "tb")
+	assert.False(t, held, "a grant is undone once")
+}
+
+func TestLeaveRemovesGrant(t *testing.T) {
+	s, _ := newStore()
+	ctx := context.Background()
+	require.True(t, acquire(t, s, req("a", "ta", time.Minute)).Acquired)
+	require.False(t, acquireFair(t, s, req("b", "tb", time.Minute), ttl).Acquired)
+	require.False(t, acquireFair(t, s, req("c", "tc", time.Minute), ttl).Acquired)
+	assert.ElementsMatch(t, []string{"tb", "tc"}, grantTickets(s))
+
+	require.NoError(t, s.Leave(ctx, name, "tb"))
+	assert.Equal(t, []string{"tc"}, grantTickets(s))
+	require.NoError(t, s.Leave(ctx, name, "tc"))
+	assert.Empty(t, grantTickets(s))
+
+	subB := subscribe(t, s, "tb")
+	held, _ := release(t, s, "a", "")
+	require.True(t, held)
+	assert.Equal(t, locker.State{}, inspect(t, s), "a waiter that left is never granted the lock")
+	assert.True(t, woken(subB), "the queue is empty: the release broadcasts")
+	_, ok := grantOf(t, subB)
+	assert.False(t, ok)
+}
+
 func TestNoRecordsWhenIdle(t *testing.T) {
 	s, clk := newStore()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
 	assert.False(t, acquire(t, s, req("b", "tb", time.Second)).Acquired)
 	assert.Equal(t, []string{name + ":lock"}, s.Keys("orders"), "a failed barging attempt writes nothing")
 	require.False(t, acquireFair(t, s, req("b", "tb", time.Second), 100*time.Millisecond).Acquired)
+	require.False(t, acquireFair(t, s, req("c", "tc", time.Second), 100*time.Millisecond).Acquired)
 	assert.ElementsMatch(t, []string{name + ":lock", name + ":q"}, s.Keys("orders"))
 	assert.Empty(t, s.Keys("nomatch"))
 
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
+	assert.ElementsMatch(t, []string{name + ":lock", name + ":q"}, s.Keys(name), "B holds the grant, C still queues")
+	// Neither comes back: B's grant runs out with its waiter TTL, and C's
+	// queue vanishes a second after its heartbeat deadline.
+	clk.Advance(100*time.Millisecond + time.Nanosecond)
 	assert.Equal(t, []string{name + ":q"}, s.Keys(name))
-	// B never comes back: its queue vanishes a second after its heartbeat deadline.
-	clk.Advance(100*time.Millisecond + time.Second)
+	clk.Advance(time.Second - time.Nanosecond)
 	assert.Equal(t, 1, inspect(t, s).Waiters, "lapsed but not evicted, as in Redis")
 	clk.Advance(time.Nanosecond)
 	assert.Empty(t, s.Keys(name))

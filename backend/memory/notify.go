@@ -12,6 +12,36 @@ type subscription struct {
 	name   string
 	ticket string
 	wake   chan struct{} // buffer 1: wake-ups coalesce
+	fence  int64         // guarded by Store.mu: fence of a grant to ticket, 0 before one
+}
+
+var (
+	_ locker.Granter          = (*subscription)(nil)
+	_ locker.ActiveSubscriber = (*Client)(nil)
+	_ locker.ActiveSubscriber = (*Store)(nil)
+)
+
+// Granted implements locker.Granter: the fencing token of a grant of the
+// lock to the subscription's ticket, once the final release of the holder
+// handed it over.
+func (sub *subscription) Granted() (int64, bool) {
+	s := sub.c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return sub.fence, sub.fence > 0
+}
+
+// SubscribeActive implements locker.ActiveSubscriber. Subscribing costs no
+// round trip here, so it always succeeds, except on a killed client.
+func (c *Client) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+	sub, err := c.Subscribe(context.Background(), name, ticket)
+	return sub, err == nil
+}
+
+// SubscribeActive implements locker.ActiveSubscriber on the store's
+// default client.
+func (s *Store) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+	return s.def.SubscribeActive(name, ticket)
 }
 
 // Subscribe implements locker.Notifier: the returned subscription is

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
@@ -61,6 +62,7 @@ type Hub struct {
 	sender  sync.WaitGroup
 
 	mu      sync.Mutex
+	linger  time.Duration
 	entries map[string]*entry // by channel
 	outbox  []*op             // operations to write, in order
 	sending bool              // a sender goroutine is draining outbox
@@ -77,6 +79,9 @@ type entry struct {
 	// pending holds the operations queued or written and not yet
 	// confirmed, oldest first; the written ones come first.
 	pending []*op
+	// idle, while the channel has no subscriptions but its store
+	// subscription lingers, unsubscribes it when it fires.
+	idle *time.Timer
 }
 
 // op is one subscribe or unsubscribe of a channel.
@@ -89,14 +94,29 @@ type op struct {
 	done      chan struct{} // subscribe only: closed when finished
 }
 
+// DefaultLinger is how long a store subscription outlives its last waiter,
+// so that a name waited on again and again (a contended lock) is not
+// unsubscribed and subscribed anew for every wait.
+const DefaultLinger = time.Second
+
 // New returns a Hub writing through t. channel maps a lock name to its store
 // channel (Subscribe takes lock names); nil means the name is the channel.
+// The store subscription of a channel lingers DefaultLinger after its last
+// Subscription closed.
 func New(t Transport, channel func(name string) string) *Hub {
 	if channel == nil {
 		channel = func(name string) string { return name }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub{t: t, channel: channel, ctx: ctx, cancel: cancel, entries: make(map[string]*entry)}
+	return &Hub{t: t, channel: channel, ctx: ctx, cancel: cancel, entries: make(map[string]*entry), linger: DefaultLinger}
+}
+
+// SetLinger changes how long a store subscription outlives its last
+// waiter; zero unsubscribes at once. Call it before the first Subscribe.
+func (h *Hub) SetLinger(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.linger = max(d, 0)
 }
 
 var _ locker.Notifier = (*Hub)(nil)
@@ -125,8 +145,7 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscr
 		e = &entry{channel: ch, subs: make(map[*subscription]struct{})}
 		h.entries[ch] = e
 	}
-	s := &subscription{h: h, e: e, ticket: ticket, wake: make(chan struct{}, 1)}
-	e.subs[s] = struct{}{}
+	s := e.add(ticket, h)
 	if e.sub == nil || e.sub.err != nil {
 		e.sub = h.enqueue(e, true)
 	}
@@ -149,10 +168,51 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscr
 	}
 }
 
+// SubscribeActive implements locker.ActiveSubscriber: it subscribes without
+// a store round trip when the channel of name is subscribed and confirmed
+// already (by other waiters, or lingering after recent ones), and returns
+// false, holding nothing, otherwise.
+func (h *Hub) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+	ch := h.channel(name)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e := h.entries[ch]
+	if h.closed || e == nil || e.sub == nil || !e.sub.finished || e.sub.err != nil {
+		return nil, false
+	}
+	return e.add(ticket, h), true
+}
+
+// add registers a subscription of ticket on e and ends e's lingering.
+// Called with h.mu held.
+func (e *entry) add(ticket string, h *Hub) *subscription {
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
+	s := &subscription{h: h, e: e, ticket: ticket, wake: make(chan struct{}, 1)}
+	e.subs[s] = struct{}{}
+	return s
+}
+
+// unsubscribeIdle ends the lingering store subscription of e. Called with
+// h.mu held, when e has no subscriptions.
+func (h *Hub) unsubscribeIdle(e *entry) {
+	if e.idle != nil {
+		e.idle.Stop()
+		e.idle = nil
+	}
+	if e.sub != nil {
+		e.sub = nil
+		h.enqueue(e, false)
+	}
+	h.tidy(e)
+}
+
 // ActiveSubscriptions returns the number of channels the hub holds or is
 // setting up a store subscription for: those with at least one open
-// Subscription, or whose Subscribe is pending. It drops as soon as the last
-// Subscription of a channel is closed (the unsubscribe is then on its way).
+// Subscription, whose Subscribe is pending, or whose subscription lingers
+// after its last waiter (for the Hub's linger time).
 func (h *Hub) ActiveSubscriptions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -166,14 +226,20 @@ func (h *Hub) ActiveSubscriptions() int {
 }
 
 // Message delivers a message the store published on channel: a ticket wakes
-// the subscriptions of that ticket, rediscore.Broadcast wakes all of the
-// channel. It never blocks.
+// the subscriptions of that ticket, "<ticket> <fence>" tells them that the
+// lock was granted to the ticket with that fencing token (see
+// locker.Granter), and rediscore.Broadcast wakes all of the channel. It
+// never blocks.
 func (h *Hub) Message(channel, payload string) {
+	ticket, fence := rediscore.ParseWake(payload)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if e := h.entries[channel]; e != nil {
 		for s := range e.subs {
-			if payload == rediscore.Broadcast || payload == s.ticket {
+			if ticket == rediscore.Broadcast || ticket == s.ticket {
+				if fence > 0 && ticket == s.ticket {
+					s.fence = fence
+				}
 				s.signal()
 			}
 		}
@@ -250,6 +316,10 @@ func (h *Hub) Close() {
 	for _, e := range h.entries {
 		for _, o := range e.pending {
 			o.finish(ErrClosed)
+		}
+		if e.idle != nil {
+			e.idle.Stop()
+			e.idle = nil
 		}
 		e.pending, e.sub = nil, nil
 		e.wakeAll()
@@ -363,7 +433,18 @@ type subscription struct {
 	e      *entry
 	ticket string
 	wake   chan struct{}
-	closed bool // guarded by h.mu
+	closed bool  // guarded by h.mu
+	fence  int64 // guarded by h.mu: the fence of a grant to ticket, 0 before one
+}
+
+var _ locker.Granter = (*subscription)(nil)
+
+// Granted reports the fencing token of a grant of the lock to the
+// subscription's ticket, once one arrived.
+func (s *subscription) Granted() (int64, bool) {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	return s.fence, s.fence > 0
 }
 
 // Wake is signalled, coalesced, for every message addressed to the ticket
@@ -383,11 +464,24 @@ func (s *subscription) Close() {
 	s.closed = true
 	e := s.e
 	delete(e.subs, s)
-	if len(e.subs) == 0 && e.sub != nil {
-		e.sub = nil
-		h.enqueue(e, false)
+	if len(e.subs) > 0 {
+		return
 	}
-	h.tidy(e)
+	if h.linger > 0 && !h.closed && e.sub != nil && e.sub.finished && e.sub.err == nil {
+		// Linger: a contended name is waited on again soon.
+		if e.idle == nil {
+			e.idle = time.AfterFunc(h.linger, func() {
+				h.mu.Lock()
+				defer h.mu.Unlock()
+				if !h.closed && len(e.subs) == 0 && e.idle != nil {
+					e.idle = nil
+					h.unsubscribeIdle(e)
+				}
+			})
+		}
+		return
+	}
+	h.unsubscribeIdle(e)
 }
 
 // signal wakes s without blocking. Called with h.mu held.

@@ -91,9 +91,12 @@ func (f *fakeTransport) noWrites(t *testing.T) {
 	}
 }
 
+// newHub returns a hub that unsubscribes at once, so that tests see every
+// command; lingering has tests of its own.
 func newHub(t *testing.T) (*Hub, *fakeTransport) {
 	f := newFake()
 	h := New(f, nil)
+	h.SetLinger(0)
 	t.Cleanup(h.Close)
 	return h, f
 }
@@ -392,6 +395,7 @@ func TestTransportErrorFailsTheWaitersAndIsNotSticky(t *testing.T) {
 func TestCloseReleasesEverything(t *testing.T) {
 	f := newFake()
 	h := New(f, func(name string) string { return "ch:" + name })
+	h.SetLinger(0)
 	s := subscribedVia(t, h, f, "a", "ch:a")
 	r := subscribeAsync(context.Background(), h, "b", "t2")
 	assert.Equal(t, command{true, []string{"ch:b"}}, f.next(t))
@@ -502,4 +506,73 @@ func entryCount(h *Hub) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.entries)
+}
+
+func TestGrantMessagesCarryTheFenceToTheirTicketOnly(t *testing.T) {
+	h, f := newHub(t)
+	s1 := subscribed(t, h, f, "a", "t1")
+	s2, err := h.Subscribe(context.Background(), "a", "t2")
+	require.NoError(t, err)
+	defer s1.Close()
+	defer s2.Close()
+	g1, g2 := s1.(locker.Granter), s2.(locker.Granter)
+	_, ok := g1.Granted()
+	require.False(t, ok)
+
+	h.Message("a", "t1 1795933336365716")
+	assert.True(t, woken(s1))
+	assert.False(t, woken(s2))
+	fence, ok := g1.Granted()
+	require.True(t, ok)
+	assert.Equal(t, int64(1795933336365716), fence)
+	_, ok = g2.Granted()
+	assert.False(t, ok)
+
+	// A plain wake-up or a malformed fence is no grant.
+	h.Message("a", "t2")
+	h.Message("a", "t2 x")
+	assert.True(t, woken(s2))
+	_, ok = g2.Granted()
+	assert.False(t, ok)
+}
+
+func TestLingeringSubscriptionIsReusedWithoutARoundTrip(t *testing.T) {
+	f := newFake()
+	h := New(f, nil)
+	h.SetLinger(time.Hour)
+	defer h.Close()
+
+	_, ok := h.SubscribeActive("a", "t0")
+	require.False(t, ok, "SubscribeActive on a channel that is not subscribed")
+
+	s1 := subscribed(t, h, f, "a", "t1")
+	s1.Close()
+	f.noWrites(t)
+	require.Equal(t, 1, h.ActiveSubscriptions(), "the store subscription lingers")
+
+	// Reused at once, by Subscribe and by SubscribeActive.
+	s2, err := h.Subscribe(context.Background(), "a", "t2")
+	require.NoError(t, err)
+	s3, ok := h.SubscribeActive("a", "t3")
+	require.True(t, ok)
+	f.noWrites(t)
+	h.Message("a", "t3")
+	assert.True(t, woken(s3))
+	s2.Close()
+	s3.Close()
+	f.noWrites(t)
+}
+
+func TestLingerEndsWithAnUnsubscribe(t *testing.T) {
+	f := newFake()
+	h := New(f, nil)
+	h.SetLinger(20 * time.Millisecond)
+	defer h.Close()
+	s := subscribed(t, h, f, "a", "t1")
+	s.Close()
+	require.Equal(t, command{false, []string{"a"}}, f.next(t))
+	h.Confirmed("a", false)
+	require.Eventually(t, func() bool { return h.ActiveSubscriptions() == 0 && entryCount(h) == 0 }, patience, time.Millisecond)
+	_, ok := h.SubscribeActive("a", "t2")
+	require.False(t, ok)
 }

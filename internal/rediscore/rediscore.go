@@ -52,6 +52,7 @@ const (
 	KeyQueue
 	KeyBeat
 	KeyChannel
+	KeyGrant
 	NumKeys
 )
 
@@ -92,7 +93,7 @@ func Tag(name string) string {
 }
 
 // Keys returns the NumKeys keys of name, in script order: lock hash, fence,
-// queue, heartbeats, channel. All share one hash tag.
+// queue, heartbeats, channel, grants. All share one hash tag.
 //
 // Fencing tokens are max(last+1, server TIME in µs). They are strictly
 // increasing per name as long as the fence key survives (it is kept
@@ -102,7 +103,7 @@ func Tag(name string) string {
 // behind the old one's by more than the time between two acquisitions.
 func (l Layout) Keys(name string) []string {
 	base := l.Prefix + ":" + Tag(name) + ":"
-	return []string{base + "lock", base + "fence", base + "q", base + "qbeat", base + "ch"}
+	return []string{base + "lock", base + "fence", base + "q", base + "qbeat", base + "ch", base + "qgrant"}
 }
 
 // Channel returns the wake-up channel of name.
@@ -176,6 +177,21 @@ func ParseAcquire(r []int64) (locker.AcquireResult, error) {
 		ttl = time.Duration(r[1]) * time.Millisecond
 	}
 	return locker.AcquireResult{TTL: ttl, Position: int(r[2])}, nil
+}
+
+// ParseWake splits a wake-up message: "<ticket>" (a wake-up), "<ticket>
+// <fence>" (the lock was granted to ticket with that fencing token) or
+// Broadcast. fence is 0 for a plain wake-up.
+func ParseWake(payload string) (ticket string, fence int64) {
+	i := strings.IndexByte(payload, ' ')
+	if i < 0 {
+		return payload, 0
+	}
+	f, err := strconv.ParseInt(payload[i+1:], 10, 64)
+	if err != nil || f <= 0 {
+		return payload[:i], 0
+	}
+	return payload[:i], f
 }
 
 // ParseRelease decodes the reply of release.lua.
