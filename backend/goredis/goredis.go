@@ -27,9 +27,10 @@
 // the facade's decision.
 //
 // All keys of one lock name share a hash tag and every key a script touches
-// is passed in KEYS, so the scripts run unchanged on Redis Cluster and
-// behind proxies. Pub/sub on a *redis.ClusterClient is not supported yet
-// (see [Store.Subscribe]).
+// is passed in KEYS, so the scripts run unchanged on Redis Cluster
+// (*redis.ClusterClient routes each call by its first key) and behind
+// proxies. Wake-ups on Cluster use sharded pub/sub, one connection per
+// master node (see [Store.Subscribe]).
 package goredis
 
 import (
@@ -40,6 +41,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/disgolock/disgo/internal/notifyhub"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
 	"github.com/disgolock/disgo/renewer"
@@ -59,7 +61,10 @@ type Options struct {
 
 	// ClassicPubSub selects PUBLISH/SUBSCRIBE, for Redis before 7. The
 	// default, false, uses SPUBLISH/SSUBSCRIBE, which needs Redis 7 or
-	// later and works on standalone servers and on Cluster.
+	// later and works on standalone servers and on Cluster. On Cluster a
+	// classic PUBLISH reaches every node, so one connection serves every
+	// name, at the cost of sending every release message over the whole
+	// cluster bus; a shard message stays within the owning node.
 	ClassicPubSub bool
 }
 
@@ -70,15 +75,17 @@ type Store struct {
 	layout         rediscore.Layout
 	fenceRetention time.Duration
 	publish        string // rediscore.Sharded or rediscore.Classic
-	notify         *conn
+	hub            *notifyhub.Hub
+	closeConns     func() error // closes hub and the pub/sub connections feeding it
 }
 
 var (
-	_ locker.Backend        = (*Store)(nil)
-	_ locker.Queue          = (*Store)(nil)
-	_ locker.Notifier       = (*Store)(nil)
-	_ locker.Inspector      = (*Store)(nil)
-	_ renewer.BatchExtender = (*Store)(nil)
+	_ locker.Backend          = (*Store)(nil)
+	_ locker.Queue            = (*Store)(nil)
+	_ locker.Notifier         = (*Store)(nil)
+	_ locker.Inspector        = (*Store)(nil)
+	_ locker.ActiveSubscriber = (*Store)(nil)
+	_ renewer.BatchExtender   = (*Store)(nil)
 )
 
 // The scripts, with the SHA1 digests EVALSHA names them by.
@@ -120,15 +127,19 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if opts.ClassicPubSub {
 		s.publish = rediscore.Classic
 	}
-	s.notify = newConn(client, opts.ClassicPubSub, s.layout.Channel)
+	if cc, ok := client.(*redis.ClusterClient); ok && !opts.ClassicPubSub {
+		s.hub, s.closeConns = newShards(cc, s.layout.Channel)
+	} else {
+		s.hub, s.closeConns = newConn(client, opts.ClassicPubSub, s.layout.Channel)
+	}
 	return s, nil
 }
 
-// Close closes the Store's pub/sub connection and waits for its goroutine:
-// open subscriptions are woken and later Subscribe calls fail. It does not
-// close the client, and the lock operations keep working on it. Close is
-// idempotent.
-func (s *Store) Close() error { return s.notify.close() }
+// Close closes the Store's pub/sub connections and waits for their
+// goroutines: open subscriptions are woken and later Subscribe calls fail.
+// It does not close the client, and the lock operations keep working on it.
+// Close is idempotent.
+func (s *Store) Close() error { return s.closeConns() }
 
 // Acquire implements locker.Backend: take or re-enter the lock, ignoring
 // the fair queue. One round trip; on ctx cancellation it returns an error

@@ -32,21 +32,32 @@ var errClosed = errors.New("goredis: store closed")
 // cancellation it returns an error wrapping ctx.Err() and holds nothing;
 // when the connection fails, the error; after Store.Close, an error.
 //
-// Cluster: on a *redis.ClusterClient a shard channel can only be
-// subscribed on the node that owns its slot, so one connection does not
-// serve every name; that needs one connection (and Hub) per master node,
-// chosen by the channel's slot. Not supported yet.
+// Cluster: on a *redis.ClusterClient with sharded pub/sub (the default) a
+// shard channel can only be subscribed on the master that owns its slot,
+// so the Store keeps one pub/sub connection per master node, shared by
+// every name whose slot that node serves, and subscribes each channel on
+// the connection to its slot's current owner. When a slot moves, the old
+// owner ends its subscriptions and the Store subscribes them again on the
+// new one, waking their waiters (they may have missed a message). With
+// Options.ClassicPubSub one connection to any node serves every name.
 func (s *Store) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
-	return s.notify.hub.Subscribe(ctx, name, ticket)
+	return s.hub.Subscribe(ctx, name, ticket)
+}
+
+// SubscribeActive implements locker.ActiveSubscriber: it subscribes without
+// a round trip when the channel of name is subscribed already (by other
+// waiters, or lingering after recent ones), and returns false otherwise.
+func (s *Store) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+	return s.hub.SubscribeActive(name, ticket)
 }
 
 // ActiveSubscriptions returns the number of lock names whose channel the
 // Store holds (or is setting up) a server subscription for.
-func (s *Store) ActiveSubscriptions() int { return s.notify.hub.ActiveSubscriptions() }
+func (s *Store) ActiveSubscriptions() int { return s.hub.ActiveSubscriptions() }
 
-// conn is one go-redis pub/sub connection and the hub of its channels. It
-// is the hub's Transport, and its receive loop feeds the hub what the
-// server sends. (For Cluster, a Store would hold one conn per master node.)
+// conn is one go-redis pub/sub connection, the Transport of a hub, on a
+// standalone server, or on any node of a Cluster for classic pub/sub. Its
+// receive loop feeds the hub what the server sends.
 type conn struct {
 	client  redis.UniversalClient
 	classic bool
@@ -59,10 +70,11 @@ type conn struct {
 	loop   sync.WaitGroup
 }
 
-func newConn(client redis.UniversalClient, classic bool, channel func(name string) string) *conn {
+// newConn returns the hub of a new conn and the function that closes both.
+func newConn(client redis.UniversalClient, classic bool, channel func(name string) string) (*notifyhub.Hub, func() error) {
 	c := &conn{client: client, classic: classic, stop: make(chan struct{})}
 	c.hub = notifyhub.New(c, channel)
-	return c
+	return c.hub, c.close
 }
 
 // pubsub returns the connection, creating it and starting its receive loop
@@ -125,7 +137,7 @@ func (c *conn) receive(ps *redis.PubSub) {
 		switch {
 		case err == nil:
 			healthy, backoff = true, minBackoff
-			c.deliver(msg)
+			deliver(c.hub, msg)
 			continue
 		case errors.Is(err, redis.ErrClosed):
 			return
@@ -148,17 +160,17 @@ func (c *conn) receive(ps *redis.PubSub) {
 	}
 }
 
-// deliver hands one thing the server sent to the hub.
-func (c *conn) deliver(msg any) {
+// deliver hands one thing a pub/sub connection read to hub.
+func deliver(hub *notifyhub.Hub, msg any) {
 	switch m := msg.(type) {
 	case *redis.Message:
-		c.hub.Message(m.Channel, m.Payload)
+		hub.Message(m.Channel, m.Payload)
 	case *redis.Subscription:
 		switch m.Kind {
 		case "subscribe", "ssubscribe":
-			c.hub.Confirmed(m.Channel, true)
+			hub.Confirmed(m.Channel, true)
 		case "unsubscribe", "sunsubscribe":
-			c.hub.Confirmed(m.Channel, false)
+			hub.Confirmed(m.Channel, false)
 		}
 	}
 }

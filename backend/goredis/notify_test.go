@@ -64,7 +64,9 @@ func TestSubscriptionsShareOneConnectionAndReturnToZero(t *testing.T) {
 	for _, sub := range subs {
 		sub.Close()
 	}
-	assert.Equal(t, 0, s.ActiveSubscriptions())
+	// The store subscriptions linger a moment for the next waiter, then go.
+	require.Eventually(t, func() bool { return s.ActiveSubscriptions() == 0 },
+		patience, 5*time.Millisecond, "subscriptions still held")
 	require.Eventually(t, func() bool {
 		for i := range 5 {
 			if serverSubscriptions(t, c, s, fmt.Sprint("n", i)) != 0 {

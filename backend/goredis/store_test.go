@@ -231,23 +231,30 @@ func TestFairQueueOrderPositionAndHeadOnly(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, held)
 	require.Zero(t, remaining)
-	woken(t, subB, "the head's wake-up")
+	// The release hands the lock to the head, and tells it the fence.
+	woken(t, subB, "the head's grant")
+	fence, granted := subB.(locker.Granter).Granted()
+	require.True(t, granted)
+	notWoken(t, subC, "the release woke a waiter that is not the head")
+	_, granted = subC.(locker.Granter).Granted()
+	assert.False(t, granted)
+	st, err = s.Inspect(ctx, "q")
+	require.NoError(t, err)
+	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: fence, TTL: st.TTL, Waiters: 1}, st)
+	assert.Greater(t, fence, res.Fence)
+	assert.Positive(t, st.TTL)
 
-	// c is not at the head: it must not take the free lock.
+	// c is the head now, but b holds the lock.
 	resC, err := s.AcquireFair(ctx, c, ttl)
 	require.NoError(t, err)
 	assert.False(t, resC.Acquired)
-	assert.Equal(t, 1, resC.Position)
-	assert.Negative(t, resC.TTL, "free lock with another waiter ahead")
-	woken(t, subB, "the head's nudge when a non-head found the lock free")
-	notWoken(t, subC, "the release woke a waiter that is not the head")
+	assert.Equal(t, 0, resC.Position)
+	assert.Positive(t, resC.TTL)
 
+	// b claims the grant with its ticket: an idempotent re-entry.
 	resB, err := s.AcquireFair(ctx, b, ttl)
 	require.NoError(t, err)
-	assert.True(t, resB.Acquired)
-	resC, err = s.AcquireFair(ctx, c, ttl)
-	require.NoError(t, err)
-	assert.Equal(t, 0, resC.Position)
+	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, resB)
 }
 
 func TestFairEvictsDeadWaiterAfterItsTTL(t *testing.T) {
@@ -297,19 +304,46 @@ func TestLeaveWakesTheNewHead(t *testing.T) {
 	require.NoError(t, s.Leave(ctx, "q", b.Ticket))
 	probe(t, s, "q")
 	notWoken(t, subC, "a waiter was woken while the lock is held")
-	_, _, err = s.Release(ctx, "q", "holder", "") // wakes c, the head now
+	_, _, err = s.Release(ctx, "q", "holder", "") // grants c, the head now
 	require.NoError(t, err)
-	woken(t, subC, "the head's release wake-up")
+	woken(t, subC, "the head's grant")
+	_, granted := subC.(locker.Granter).Granted()
+	require.True(t, granted)
 
-	require.NoError(t, s.Leave(ctx, "q", c.Ticket)) // the head gives up on a free lock
-	woken(t, subD, "the new head's wake-up")
+	// c gives up after the grant: leaving wakes nobody (the lock is held),
+	// and the ticket-scoped release that undoes the grant hands it to d.
+	require.NoError(t, s.Leave(ctx, "q", c.Ticket))
 	probe(t, s, "q")
-	notWoken(t, subC, "a departed waiter was woken")
-	require.NoError(t, s.Leave(ctx, "q", c.Ticket), "leaving twice is not an error")
-
+	notWoken(t, subD, "a waiter was woken while the lock is granted")
+	held, _, err := s.Release(ctx, "q", "c", c.Ticket)
+	require.NoError(t, err)
+	require.True(t, held)
+	woken(t, subD, "the new head's grant")
 	st, err := s.Inspect(ctx, "q")
 	require.NoError(t, err)
-	assert.Equal(t, 1, st.Waiters)
+	assert.Equal(t, "d", st.Owner)
+	assert.Zero(t, st.Waiters)
+	require.NoError(t, s.Leave(ctx, "q", c.Ticket), "leaving twice is not an error")
+
+	// A head that leaves a free lock wakes the next: free the lock by
+	// expiry (no release, no grant) with e queued behind f.
+	e, f := req("q", "e", time.Minute), req("q", "f", time.Minute)
+	for _, r := range []locker.AcquireRequest{e, f} {
+		_, err := s.AcquireFair(ctx, r, time.Minute)
+		require.NoError(t, err)
+	}
+	subF, err := s.Subscribe(ctx, "q", f.Ticket)
+	require.NoError(t, err)
+	defer subF.Close()
+	held, err = s.Extend(ctx, "q", "d", time.Millisecond)
+	require.NoError(t, err)
+	require.True(t, held)
+	require.Eventually(t, func() bool {
+		st, err := s.Inspect(ctx, "q")
+		return err == nil && st.Owner == ""
+	}, patience, time.Millisecond, "the lease to run out")
+	require.NoError(t, s.Leave(ctx, "q", e.Ticket))
+	woken(t, subF, "the new head's wake-up after the head left a free lock")
 }
 
 func TestReleaseBroadcastsWithoutQueue(t *testing.T) {

@@ -1,7 +1,9 @@
-// Package redistest starts throwaway redis-server processes for tests: each
-// on a free loopback port, in its own temporary folder, without persistence,
-// and stopped when the test ends. Tests never touch a Redis they did not
-// start (in particular nothing on 6379).
+// Package redistest starts throwaway redis-server processes for tests, a
+// single server ([Start]) or a Redis Cluster of several masters
+// ([StartCluster]): each server on a free loopback port, in its own
+// temporary folder, without persistence, and stopped when the test ends.
+// Tests never touch a Redis they did not start (in particular nothing on
+// 6379).
 package redistest
 
 import (
@@ -9,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -76,17 +79,15 @@ type process struct {
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s := newServer(t, t.TempDir(), opts)
-	if err := s.startOnFreePort(); err != nil {
+	if err := s.startOnFreePort(freePort); err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
 	return s
 }
 
 // newServer locates redis-server and prepares a Server in dir, killed in
-// t.Cleanup. Each server has a folder of its own, so that a cluster (nodes
-// started with WithArgs("--cluster-enabled", "yes", ...) in subfolders of
-// one TempDir, then joined with redis-cli --cluster create) can put its
-// nodes side by side.
+// t.Cleanup. Each server has a folder of its own (StartCluster puts its
+// nodes side by side in subfolders of one TempDir).
 func newServer(t testing.TB, dir string, opts []Option) *Server {
 	t.Helper()
 	var c config
@@ -109,13 +110,13 @@ func newServer(t testing.TB, dir string, opts []Option) *Server {
 	return s
 }
 
-// startOnFreePort starts s on a free port, trying another one when the
-// chosen port was taken before redis-server could bind it.
-func (s *Server) startOnFreePort() error {
+// startOnFreePort starts s on a port chosen by pick, trying another one
+// when the chosen port was taken before redis-server could bind it.
+func (s *Server) startOnFreePort(pick func() (int, error)) error {
 	var err error
 	for range portAttempts {
 		var port int
-		if port, err = freePort(); err != nil {
+		if port, err = pick(); err != nil {
 			return err
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -192,7 +193,7 @@ func (s *Server) start() error {
 	if err := p.waitReady(s.Addr); err != nil {
 		_ = cmd.Process.Kill()
 		<-p.exited
-		tail := p.logTail()
+		tail := tailOf(p.log)
 		if strings.Contains(tail, "Address already in use") {
 			return fmt.Errorf("%s: %w", s.Addr, errPortTaken)
 		}
@@ -224,29 +225,71 @@ func (p *process) waitReady(addr string) error {
 	}
 }
 
-// ping sends one PING in RESP and expects +PONG.
+// ping sends one PING and expects PONG.
 func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	reply, err := command(addr, "PING")
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
+	if reply != "PONG" {
+		return fmt.Errorf("PING answered %q", reply)
 	}
 	return nil
 }
 
-func (p *process) logTail() string {
-	b, err := os.ReadFile(p.log)
+// command sends one command in RESP on a connection of its own and returns
+// the reply, which must be a simple or a bulk string; an error reply is
+// returned as an error.
+func command(addr string, args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	var req strings.Builder
+	fmt.Fprintf(&req, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(req.String())); err != nil {
+		return "", err
+	}
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimSuffix(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "+"):
+		return line[1:], nil
+	case strings.HasPrefix(line, "-"):
+		return "", fmt.Errorf("%s answered %s", args[0], line[1:])
+	case strings.HasPrefix(line, "$"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("%s answered %q", args[0], line)
+		}
+		body := make([]byte, n+2)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return "", err
+		}
+		return string(body[:n]), nil
+	}
+	return "", fmt.Errorf("%s answered %q", args[0], line)
+}
+
+// tail returns the end of the server's log.
+func (s *Server) tail() string {
+	_, port, _ := net.SplitHostPort(s.Addr)
+	return tailOf(filepath.Join(s.dir, "redis-"+port+".log"))
+}
+
+// tailOf returns the last logTail bytes of the file at path, from a line
+// start.
+func tailOf(path string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
@@ -260,9 +303,7 @@ func (p *process) logTail() string {
 }
 
 // freePort asks the kernel for a free loopback port. Another process may
-// take it before redis-server binds it; Start then tries another one. (A
-// cluster node also binds its bus port, port+10000, which a cluster starter
-// must check as well.)
+// take it before redis-server binds it; Start then tries another one.
 func freePort() (int, error) {
 	for {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
