@@ -1,16 +1,17 @@
 // Package renewer keeps auto-renewed leases alive: it is the default
 // locker.Renewer.
 //
-// One [Renewer] serves a whole Locker. It runs a single scheduler goroutine,
-// started when the first hold is kept and gone when none remains, over a
-// min-heap of renewal times, so a held lock costs no goroutine. A hold is
-// renewed when the given fraction of its lease has passed (a third by
-// default). All holds due at the same moment are renewed together: in
-// batches of one round trip each when the [Extender] is also a
-// [BatchExtender], otherwise by a small, bounded pool of concurrent Extend
-// calls. Transient failures are retried until the lease deadline; the
-// holder learns of a loss through Hold.OnLost, with an error matching
-// [ErrNotHeld] or [ErrDeadline].
+// One [Renewer] serves a whole Locker. It runs a single scheduler goroutine
+// over a min-heap of renewal times, so a held lock costs no goroutine. The
+// scheduler starts when a hold is kept and ends about [Linger] after the
+// last one was dropped, or on Close; keeping and stopping a hold while it
+// sleeps until a later renewal does not wake it. A hold is renewed when the
+// given fraction of its lease has passed (a third by default). All holds
+// due at the same moment are renewed together: in batches of one round
+// trip each when the [Extender] is also a [BatchExtender], otherwise by a
+// small, bounded pool of concurrent Extend calls. Transient failures are
+// retried until the lease deadline; the holder learns of a loss through
+// Hold.OnLost, with an error matching [ErrNotHeld] or [ErrDeadline].
 //
 // Time is read through a [Clock], so that tests can drive the scheduler
 // with a manual clock instead of sleeping.

@@ -21,6 +21,13 @@ const (
 	MaxRetryInterval = time.Second
 )
 
+// Linger is how long the scheduler goroutine stays after the last hold is
+// gone, so that holds kept one after another (an uncontended lock and
+// unlock in a loop) do not start and end a goroutine each. The goroutine
+// ends once no hold has been kept for Linger, at most about 2×Linger
+// after the last one was dropped, and at once on [Renewer.Close].
+const Linger = 100 * time.Millisecond
+
 var (
 	// ErrInvalidOption: [New] was given a nil Extender or an invalid
 	// [Options] field.
@@ -88,6 +95,9 @@ type Renewer struct {
 	due     entryHeap           // holds waiting for their renewal time
 	ready   []*entry            // holds due, waiting for a worker
 	running bool                // the scheduler goroutine is alive
+	armed   time.Time           // the sleeping scheduler looks again by then; zero: only when woken
+	idle    bool                // the scheduler lingers: it looks again within Linger
+	kept    bool                // Keep was called since the scheduler began to linger
 	workers int                 // worker goroutines alive
 }
 
@@ -190,9 +200,12 @@ func (r *Renewer) Keep(h Hold) (stop func()) {
 		return nop
 	}
 	r.live[e] = struct{}{}
-	r.schedule(e)
-	if !r.running {
-		r.running = true
+	r.kept = true
+	if r.running {
+		r.schedule(e)
+	} else {
+		heap.Push(&r.due, e)
+		r.running, r.armed, r.idle = true, time.Time{}, false
 		r.wg.Go(r.run)
 	}
 	r.mu.Unlock()
@@ -235,8 +248,13 @@ func (r *Renewer) Close() {
 }
 
 // run is the scheduler: it hands every hold that is due to the workers and
-// sleeps until the next one is due or something changes. It exits when no
-// hold is kept.
+// sleeps until the next one is due or something changes. Once no hold is
+// kept it lingers, and it exits when no hold was kept for Linger, or on
+// Close.
+//
+// Keep and stop wake it only when it would otherwise look too late (see
+// schedule and drop): a hold kept and stopped while the scheduler sleeps
+// until a later time costs no goroutine switch.
 func (r *Renewer) run() {
 	var t Timer
 	defer func() {
@@ -244,27 +262,40 @@ func (r *Renewer) run() {
 			t.Stop()
 		}
 	}()
+	var idleUntil time.Time // the end of the linger; zero while holds are kept
 	for {
 		r.mu.Lock()
-		if len(r.live) == 0 {
-			r.running = false
-			r.mu.Unlock()
-			return
-		}
 		now := r.opts.Clock.Now()
-		n := len(r.ready)
-		for len(r.due) > 0 && !r.due[0].at.After(now) {
-			r.ready = append(r.ready, heap.Pop(&r.due).(*entry))
-		}
-		// Enough workers for what became ready, within the limit; workers
-		// already running help too and exit when nothing is left.
-		for need := (len(r.ready) - n + r.size - 1) / r.size; need > 0 && r.workers < r.opts.Workers; need-- {
-			r.workers++
-			r.wg.Go(r.work)
+		var next time.Time // when to look again; zero: only when woken
+		if len(r.live) == 0 {
+			switch {
+			case r.closed || (!r.kept && !idleUntil.IsZero() && !now.Before(idleUntil)):
+				r.running = false
+				r.mu.Unlock()
+				return
+			case r.kept || idleUntil.IsZero():
+				idleUntil, r.kept = now.Add(Linger), false
+			}
+			next = idleUntil
+		} else {
+			idleUntil = time.Time{}
+			n := len(r.ready)
+			for len(r.due) > 0 && !r.due[0].at.After(now) {
+				r.ready = append(r.ready, heap.Pop(&r.due).(*entry))
+			}
+			// Enough workers for what became ready, within the limit; workers
+			// already running help too and exit when nothing is left.
+			for need := (len(r.ready) - n + r.size - 1) / r.size; need > 0 && r.workers < r.opts.Workers; need-- {
+				r.workers++
+				r.wg.Go(r.work)
+			}
+			if len(r.due) > 0 {
+				next = r.due[0].at
+			}
 		}
 		var fire <-chan time.Time
-		if len(r.due) > 0 {
-			d := r.due[0].at.Sub(now)
+		if !next.IsZero() {
+			d := next.Sub(now)
 			if t == nil {
 				t = r.opts.Clock.NewTimer(d)
 			} else {
@@ -274,6 +305,7 @@ func (r *Renewer) run() {
 		} else if t != nil {
 			t.Stop()
 		}
+		r.armed, r.idle = next, !idleUntil.IsZero()
 		r.mu.Unlock()
 		select {
 		case <-fire:
@@ -380,16 +412,18 @@ func (r *Renewer) apply(batch []*entry, items []Extension, sent time.Time) {
 	run(calls)
 }
 
-// schedule (r.mu held) puts e in the heap, waking the scheduler when e
-// becomes the next hold due.
+// schedule (r.mu held, scheduler running) puts e in the heap, waking the
+// scheduler unless it is going to look by e's renewal time anyway.
 func (r *Renewer) schedule(e *entry) {
 	heap.Push(&r.due, e)
-	if e.index == 0 {
+	if r.armed.IsZero() || r.armed.After(e.at) {
 		r.signal()
 	}
 }
 
-// drop (r.mu held) forgets e. It reports whether e was still kept.
+// drop (r.mu held) forgets e. It reports whether e was still kept. When
+// that leaves no hold, the scheduler is woken to linger unless it lingers
+// already.
 func (r *Renewer) drop(e *entry) bool {
 	if e.dropped {
 		return false
@@ -399,8 +433,8 @@ func (r *Renewer) drop(e *entry) bool {
 	if e.index >= 0 {
 		heap.Remove(&r.due, e.index)
 	}
-	if len(r.live) == 0 {
-		r.signal() // let the scheduler exit
+	if len(r.live) == 0 && r.running && !r.idle {
+		r.signal()
 	}
 	return true
 }

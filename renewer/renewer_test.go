@@ -378,6 +378,8 @@ func TestNotHeldIsLostAtOnce(t *testing.T) {
 	next(t, s).answerAll(false, nil)
 	require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrNotHeld)
 	assert.Zero(t, r.Len())
+	waitTimer(t, clk, t0.Add(10*time.Second+renewer.Linger))
+	clk.Advance(renewer.Linger)
 	goleak.VerifyNone(t, ignore) // the hold is dropped: nothing left to run
 	ev.quiet(t)
 	assert.EqualValues(t, 1, s.calls.Load())
@@ -697,7 +699,7 @@ func TestClose(t *testing.T) {
 	goleak.VerifyNone(t)
 }
 
-func TestSchedulerStartsLazilyAndExits(t *testing.T) {
+func TestSchedulerStartsLazilyLingersAndExits(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	clk := fakeclock.New(t0)
 	s := newStore()
@@ -715,8 +717,28 @@ func TestSchedulerStartsLazilyAndExits(t *testing.T) {
 		next(t, s).answerAll(true, nil)
 		recv(t, ev.renewed, "OnRenewed")
 		stop()
+
+		// No hold is left: the scheduler lingers, and a hold kept and
+		// stopped meanwhile makes it linger once more.
+		waitTimer(t, clk, clk.Now().Add(renewer.Linger))
+		require.Error(t, goleak.Find(ignore), "round %d: the scheduler lingers", round)
+		h2, ev2 := newHold("b", 30*time.Second, clk.Now().Add(30*time.Second))
+		r.Keep(h2)()
+		clk.Advance(renewer.Linger)
+		waitTimer(t, clk, clk.Now().Add(renewer.Linger))
+		require.Error(t, goleak.Find(ignore), "round %d: the scheduler lingers after a hold was kept", round)
+		clk.Advance(renewer.Linger)
 		goleak.VerifyNone(t, ignore) // without Close
+		ev.quiet(t)
+		ev2.quiet(t)
 	}
+
+	h, _ := newHold("a", 30*time.Second, clk.Now().Add(30*time.Second))
+	r.Keep(h)()
+	waitTimer(t, clk, clk.Now().Add(renewer.Linger))
+	r.Close() // ends a lingering scheduler at once
+	goleak.VerifyNone(t, ignore)
+	assert.EqualValues(t, 2, s.calls.Load())
 }
 
 // memStore is an in-memory store with real expiry.
@@ -823,4 +845,32 @@ func BenchmarkKeep10000(b *testing.B) {
 	}
 	b.ReportMetric(float64(extra), "goroutines")
 	b.ReportMetric(float64(st.calls.Load())/float64(ticks), "batches/tick")
+}
+
+// BenchmarkKeepStop keeps one hold and stops it, as an uncontended
+// lock+unlock does, with a round trip to another goroutine after Keep and
+// after stop, standing for the store requests that park the caller and
+// let the scheduler run.
+func BenchmarkKeepStop(b *testing.B) {
+	r, err := renewer.New(&instantStore{}, renewer.Options{})
+	require.NoError(b, err)
+	defer r.Close()
+	ping, pong := make(chan struct{}), make(chan struct{})
+	go func() {
+		for range ping {
+			pong <- struct{}{}
+		}
+	}()
+	defer close(ping)
+	roundTrip := func() {
+		ping <- struct{}{}
+		<-pong
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		stop := r.Keep(renewer.Hold{Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: time.Now().Add(30 * time.Second)})
+		roundTrip()
+		stop()
+		roundTrip()
+	}
 }
