@@ -1,0 +1,20 @@
+package main
+
+import (
+	"io"
+
+	"github.com/disgolock/disgo/backend/goredis"
+	"github.com/disgolock/disgo/locker"
+)
+
+func init() {
+	registry = append(registry, disgoImpls("goredis", func(addr string) (locker.Backend, []io.Closer, error) {
+		client := newGoRedis(addr)
+		store, err := goredis.New(client, goredis.Options{})
+		if err != nil {
+			_ = client.Close()
+			return nil, nil, err
+		}
+		return store, []io.Closer{store, client}, nil
+	})...)
+}
