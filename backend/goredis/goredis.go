@@ -106,26 +106,15 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, &locker.ArgumentError{Arg: "client", Reason: "nil redis client"}
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = rediscore.DefaultPrefix
-	}
-	if err := rediscore.ValidatePrefix(opts.Prefix); err != nil {
-		return nil, &locker.ArgumentError{Arg: "Options.Prefix", Reason: err.Error()}
-	}
-	switch {
-	case opts.FenceRetention < 0:
-		return nil, &locker.ArgumentError{Arg: "Options.FenceRetention", Reason: fmt.Sprintf("negative (%v)", opts.FenceRetention)}
-	case opts.FenceRetention == 0:
-		opts.FenceRetention = rediscore.DefaultFenceRetention
+	cfg, err := rediscore.Resolve(opts.Prefix, opts.FenceRetention, opts.ClassicPubSub)
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{
 		client:         client,
-		layout:         rediscore.Layout{Prefix: opts.Prefix},
-		fenceRetention: opts.FenceRetention,
-		publish:        rediscore.Sharded,
-	}
-	if opts.ClassicPubSub {
-		s.publish = rediscore.Classic
+		layout:         cfg.Layout,
+		fenceRetention: cfg.FenceRetention,
+		publish:        cfg.Publish,
 	}
 	if cc, ok := client.(*redis.ClusterClient); ok && !opts.ClassicPubSub {
 		s.hub, s.closeConns = newShards(cc, s.layout.Channel)

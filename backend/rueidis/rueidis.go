@@ -115,26 +115,15 @@ func New(client rueidis.Client, opts Options) (*Store, error) {
 	if client == nil {
 		return nil, &locker.ArgumentError{Arg: "client", Reason: "nil rueidis client"}
 	}
-	if opts.Prefix == "" {
-		opts.Prefix = rediscore.DefaultPrefix
-	}
-	if err := rediscore.ValidatePrefix(opts.Prefix); err != nil {
-		return nil, &locker.ArgumentError{Arg: "Options.Prefix", Reason: err.Error()}
-	}
-	switch {
-	case opts.FenceRetention < 0:
-		return nil, &locker.ArgumentError{Arg: "Options.FenceRetention", Reason: fmt.Sprintf("negative (%v)", opts.FenceRetention)}
-	case opts.FenceRetention == 0:
-		opts.FenceRetention = rediscore.DefaultFenceRetention
+	cfg, err := rediscore.Resolve(opts.Prefix, opts.FenceRetention, opts.ClassicPubSub)
+	if err != nil {
+		return nil, err
 	}
 	s := &Store{
 		client:         client,
-		layout:         rediscore.Layout{Prefix: opts.Prefix},
-		fenceRetention: opts.FenceRetention,
-		publish:        rediscore.Sharded,
-	}
-	if opts.ClassicPubSub {
-		s.publish = rediscore.Classic
+		layout:         cfg.Layout,
+		fenceRetention: cfg.FenceRetention,
+		publish:        cfg.Publish,
 	}
 	if client.Mode() == rueidis.ClientModeCluster && !opts.ClassicPubSub {
 		s.hub, s.closeNotify = newShards(client, s.layout.Channel)

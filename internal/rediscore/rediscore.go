@@ -211,3 +211,34 @@ func ParseInspect(owner string, count, fence, pttl, waiters int64) locker.State 
 	}
 	return s
 }
+
+// Settings are the adapter options both Redis adapters share, resolved.
+type Settings struct {
+	Layout         Layout
+	FenceRetention time.Duration
+	Publish        string // Sharded or Classic
+}
+
+// Resolve applies the defaults to the shared adapter options and validates
+// them: an empty prefix means DefaultPrefix, a zero retention
+// DefaultFenceRetention. It fails with a *locker.ArgumentError for a prefix
+// with a brace or a negative retention.
+func Resolve(prefix string, fenceRetention time.Duration, classicPubSub bool) (Settings, error) {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if err := ValidatePrefix(prefix); err != nil {
+		return Settings{}, &locker.ArgumentError{Arg: "Options.Prefix", Reason: err.Error()}
+	}
+	switch {
+	case fenceRetention < 0:
+		return Settings{}, &locker.ArgumentError{Arg: "Options.FenceRetention", Reason: fmt.Sprintf("negative (%v)", fenceRetention)}
+	case fenceRetention == 0:
+		fenceRetention = DefaultFenceRetention
+	}
+	s := Settings{Layout: Layout{Prefix: prefix}, FenceRetention: fenceRetention, Publish: Sharded}
+	if classicPubSub {
+		s.Publish = Classic
+	}
+	return s, nil
+}
