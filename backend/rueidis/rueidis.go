@@ -72,7 +72,8 @@ type Options struct {
 	// days). Negative is invalid.
 	FenceRetention time.Duration
 
-	// ClassicPubSub selects PUBLISH/SUBSCRIBE, for Redis before 7. The
+	// ClassicPubSub selects PUBLISH/SUBSCRIBE, for Redis 6.2 (the oldest
+	// the scripts run on: they use SET ... GET). The
 	// default, false, uses SPUBLISH/SSUBSCRIBE, which needs Redis 7 or
 	// later and works on standalone servers and on Cluster.
 	ClassicPubSub bool

@@ -209,9 +209,10 @@ func TestExtendBatchItemErrors(t *testing.T) {
 	ctx := ctxT(t)
 	_, err := s.Acquire(ctx, req("a", "alice", time.Minute))
 	require.NoError(t, err)
-	// A foreign value where the lock hash belongs makes the script fail.
+	// A value of the wrong type where the lock string belongs makes the
+	// script fail.
 	require.NoError(t, do(t, c, func(b rueidis.Builder) rueidis.Completed {
-		return b.Set().Key(s.layout.Keys("bad")[rediscore.KeyLock]).Value("x").Build()
+		return b.Hset().Key(s.layout.Keys("bad")[rediscore.KeyLock]).FieldValue().FieldValue("x", "y").Build()
 	}).Error())
 
 	batch := []renewer.Extension{

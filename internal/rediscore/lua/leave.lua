@@ -1,6 +1,6 @@
 -- leave: remove a waiter from the fair queue at once; wake the new head if the lock is free.
 --
--- KEYS[1] lock hash, KEYS[2] fence string (unused), KEYS[3] queue zset, KEYS[4] beat zset,
+-- KEYS[1] lock string, KEYS[2] fence string (unused), KEYS[3] queue zset, KEYS[4] beat zset,
 -- KEYS[5] channel, KEYS[6] grant hash (see acquire.lua)
 -- ARGV[1] ticket
 -- ARGV[2] publish command: "SPUBLISH" or "PUBLISH"
