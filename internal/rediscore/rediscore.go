@@ -75,24 +75,32 @@ func ValidatePrefix(p string) error {
 func Tag(name string) string {
 	var b strings.Builder
 	b.Grow(len(name) + 2)
-	b.WriteByte('{')
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; c {
-		case '%':
-			b.WriteString("%25")
-		case '{':
-			b.WriteString("%7B")
-		case '}':
-			b.WriteString("%7D")
-		default:
-			b.WriteByte(c)
-		}
-	}
-	b.WriteByte('}')
+	writeTag(&b, name)
 	return b.String()
 }
 
-// Keys returns the NumKeys keys of name, in script order: lock hash, fence,
+func writeTag(b *strings.Builder, name string) {
+	b.WriteByte('{')
+	if !strings.ContainsAny(name, "%{}") {
+		b.WriteString(name) // the common case, copied at once
+	} else {
+		for i := 0; i < len(name); i++ {
+			switch c := name[i]; c {
+			case '%':
+				b.WriteString("%25")
+			case '{':
+				b.WriteString("%7B")
+			case '}':
+				b.WriteString("%7D")
+			default:
+				b.WriteByte(c)
+			}
+		}
+	}
+	b.WriteByte('}')
+}
+
+// Keys returns the NumKeys keys of name, in script order: lock string, fence,
 // queue, heartbeats, channel, grants. All share one hash tag.
 //
 // Fencing tokens are max(last+1, server TIME in µs). They are strictly
@@ -102,9 +110,38 @@ func Tag(name string) string {
 // token; a failover keeps them increasing if the new primary's clock is not
 // behind the old one's by more than the time between two acquisitions.
 func (l Layout) Keys(name string) []string {
-	base := l.Prefix + ":" + Tag(name) + ":"
-	return []string{base + "lock", base + "fence", base + "q", base + "qbeat", base + "ch", base + "qgrant"}
+	// One allocation holds every key, and one the slice (a name that needs
+	// escaping takes one more): this runs for every lock operation.
+	tag := name
+	if strings.ContainsAny(name, "%{}") {
+		tag = Tag(name)[1:] // escaped once, not once per key
+		tag = tag[:len(tag)-1]
+	}
+	baseLen := len(l.Prefix) + 1 + len(tag) + 2 + 1
+	var b strings.Builder
+	b.Grow(NumKeys*baseLen + len(keySuffixesLen))
+	keys := make([]string, NumKeys)
+	for _, suf := range keySuffixes {
+		b.WriteString(l.Prefix)
+		b.WriteString(":{")
+		b.WriteString(tag)
+		b.WriteString("}:")
+		b.WriteString(suf)
+	}
+	all, off := b.String(), 0
+	for i, suf := range keySuffixes {
+		n := baseLen + len(suf)
+		keys[i] = all[off : off+n]
+		off += n
+	}
+	return keys
 }
+
+// keySuffixes end the keys of a name, in the order of the Key* indexes.
+var keySuffixes = [NumKeys]string{"lock", "fence", "q", "qbeat", "ch", "qgrant"}
+
+// keySuffixesLen is every suffix back to back, for its length.
+const keySuffixesLen = "lock" + "fence" + "q" + "qbeat" + "ch" + "qgrant"
 
 // Channel returns the wake-up channel of name.
 func (l Layout) Channel(name string) string {
