@@ -2,6 +2,7 @@ package locker
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,23 +15,33 @@ type Lock[T any] struct {
 	owner string
 	fence int64
 	h     *hold
-	st    *lockState
+	st    lockState
 }
 
-// lockState is the loss signal of one handle; guarded by Locker.mu.
+// lockState is the loss signal of one handle. Its fields are written
+// with Locker.mu held; done is also read without it.
 type lockState struct {
-	done     chan struct{}
+	done     atomic.Value // chan struct{}: made by the first Done (most handles are never asked)
 	err      error
 	released bool
 }
 
-// end (Locker.mu held) closes the handle's Done with err, once.
+// end (Locker.mu held) ends the handle with err, once, closing its Done.
 func (s *lockState) end(err error) {
 	if s.err == nil {
 		s.err = err
-		close(s.done)
+		if c, ok := s.done.Load().(chan struct{}); ok {
+			close(c)
+		}
 	}
 }
+
+// closedChan is the Done of a handle that ended before Done was asked for.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // Key returns the key the lock was taken on.
 func (h *Lock[T]) Key() T { return h.key }
@@ -58,7 +69,22 @@ func (h *Lock[T]) Deadline() time.Time {
 // Done is closed when the handle stops holding the lock: on its release,
 // or when the lock is lost (lease lapsed, renewal failed, taken by
 // another). Err tells which.
-func (h *Lock[T]) Done() <-chan struct{} { return h.st.done }
+func (h *Lock[T]) Done() <-chan struct{} {
+	if c, ok := h.st.done.Load().(chan struct{}); ok {
+		return c
+	}
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	if c, ok := h.st.done.Load().(chan struct{}); ok {
+		return c
+	}
+	c := closedChan
+	if h.st.err == nil {
+		c = make(chan struct{})
+	}
+	h.st.done.Store(c)
+	return c
+}
 
 // Err returns nil while the lock is held; after Done is closed it returns
 // an error matching [ErrReleased] or [ErrLost] (wrapping the cause).
@@ -91,9 +117,8 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 	}
 	h.st.released = true
 	h.st.end(ErrReleased)
-	delete(h.h.handles, h.st)
 	var stop func()
-	if len(h.h.handles) == 0 && !h.h.gone {
+	if !h.h.remove(&h.st) && !h.h.gone {
 		stop = l.forget(h.h)
 	}
 	l.mu.Unlock()
@@ -101,7 +126,7 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 		stop()
 	}
 
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+	rctx, cancel := bounded(ctx, time.Now(), l.cfg.RequestTimeout)
 	defer cancel()
 	held, _, err := l.backend.Release(rctx, h.name, h.owner, "")
 	switch {
@@ -133,9 +158,9 @@ func (h *Lock[T]) Extend(ctx context.Context, lease time.Duration) error {
 	if released {
 		return &Error{Op: op, Name: h.name, Err: ErrNotHeld}
 	}
-	rctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
-	defer cancel()
 	start := time.Now()
+	rctx, cancel := bounded(ctx, start, l.cfg.RequestTimeout)
+	defer cancel()
 	held, err := l.backend.Extend(rctx, h.name, h.owner, lease)
 	switch {
 	case err != nil:

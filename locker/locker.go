@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/disgolock/disgo/fairqueue"
@@ -23,7 +24,7 @@ type Locker[T any] struct {
 	ownRenw *renewer.Renewer // the default renewer, closed by Close
 
 	mu     sync.Mutex
-	closed bool
+	closed atomic.Bool // set under mu; read without it on the way in
 	holds  map[holdKey]*hold
 }
 
@@ -35,11 +36,56 @@ type hold struct {
 	key      holdKey
 	fence    int64
 	deadline time.Time
-	handles  map[*lockState]struct{}
-	timer    *time.Timer // fires at deadline while not renewed
-	stop     func()      // stops renewal; nil while not renewed
-	gone     bool        // lost or fully released: no longer in Locker.holds
+	first    *lockState              // a live handle, or nil (the usual single handle needs no map)
+	more     map[*lockState]struct{} // the other live handles (re-entries); made when needed
+	timer    *time.Timer             // fires at deadline while not renewed
+	stop     func()                  // stops renewal; nil while not renewed
+	gone     bool                    // lost or fully released: no longer in Locker.holds
 }
+
+// add (Locker.mu held) records a live handle of h.
+func (h *hold) add(st *lockState) {
+	if h.first == nil {
+		h.first = st
+		return
+	}
+	if h.more == nil {
+		h.more = make(map[*lockState]struct{})
+	}
+	h.more[st] = struct{}{}
+}
+
+// remove (Locker.mu held) forgets a handle of h and reports whether h has
+// live handles left.
+func (h *hold) remove(st *lockState) (left bool) {
+	if h.first == st {
+		h.first = nil
+	} else {
+		delete(h.more, st)
+	}
+	return h.first != nil || len(h.more) > 0
+}
+
+// end (Locker.mu held) ends every live handle of h with err.
+func (h *hold) end(err error) {
+	if h.first != nil {
+		h.first.end(err)
+	}
+	for st := range h.more {
+		st.end(err)
+	}
+}
+
+// heldLock is one allocation for a handle and, when the handle starts a
+// holding, the holding's state: an uncontended lock and unlock allocate
+// once for both. A re-entry leaves h unused.
+type heldLock[T any] struct {
+	lk Lock[T]
+	h  hold
+}
+
+// nopStop marks a holding whose renewal is being started (see register).
+func nopStop() {}
 
 // New returns a Locker on backend b. Queue and Notifier are taken from b
 // when it implements them, unless opts names others; the Renewer defaults
@@ -137,11 +183,11 @@ func (l *Locker[T]) LockWithRenewal(ctx context.Context, key T, wait time.Durati
 // still work. Close does not close the backend.
 func (l *Locker[T]) Close() error {
 	l.mu.Lock()
-	if l.closed {
+	if l.closed.Load() {
 		l.mu.Unlock()
 		return nil
 	}
-	l.closed = true
+	l.closed.Store(true)
 	var lost []*hold
 	for _, h := range l.holds {
 		lost = append(lost, h)
@@ -169,8 +215,12 @@ func (l *Locker[T]) validate(ctx context.Context, key T, wait, lease time.Durati
 	if wait < 0 {
 		return name, co, argError("wait", "negative (%v)", wait)
 	}
-	for _, o := range opts {
-		o(&co)
+	if len(opts) > 0 {
+		var o callOptions // escapes to the options: declared here, it is allocated only when there are some
+		for _, f := range opts {
+			f(&o)
+		}
+		co = o
 	}
 	if co.owner == "" {
 		if co.set {
@@ -192,7 +242,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	if err != nil {
 		return nil, &Error{Op: op, Name: name, Err: err}
 	}
-	if l.isClosed() {
+	if l.closed.Load() {
 		return nil, &Error{Op: op, Name: name, Err: ErrClosed}
 	}
 	a := attempt{
@@ -214,21 +264,16 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	return h, nil
 }
 
-func (l *Locker[T]) isClosed() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.closed
-}
-
 // register records a fresh or re-entered holding and starts its renewal or
 // its expiry timer.
 func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, lease time.Duration, res AcquireResult, renew bool) (*Lock[T], error) {
 	k := holdKey{req.Name, req.Owner}
 	deadline := start.Add(lease)
-	st := &lockState{done: make(chan struct{})}
+	hl := &heldLock[T]{lk: Lock[T]{l: l, key: key, name: req.Name, owner: req.Owner, fence: res.Fence}}
+	lk := &hl.lk
 
 	l.mu.Lock()
-	if l.closed {
+	if l.closed.Load() {
 		l.mu.Unlock()
 		l.undo(req)
 		return nil, ErrClosed
@@ -242,17 +287,19 @@ func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, lease t
 		stale, h = h, nil
 	}
 	if h == nil {
-		h = &hold{key: k, fence: res.Fence, handles: make(map[*lockState]struct{})}
+		h = &hl.h
+		h.key, h.fence = k, res.Fence
 		l.holds[k] = h
 	}
-	h.handles[st] = struct{}{}
+	lk.h = h
+	h.add(&lk.st)
 	if deadline.After(h.deadline) {
 		h.deadline = deadline
 	}
 	var startRenew bool
 	if renew && h.stop == nil {
 		startRenew = true
-		h.stop = func() {} // placeholder until Keep returns; set below
+		h.stop = nopStop // placeholder until Keep returns; set below
 	}
 	if h.stop == nil {
 		l.armTimer(h)
@@ -281,7 +328,7 @@ func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, lease t
 			l.mu.Unlock()
 		}
 	}
-	return &Lock[T]{l: l, key: key, name: req.Name, owner: req.Owner, fence: res.Fence, h: h, st: st}, nil
+	return lk, nil
 }
 
 // armTimer (l.mu held) makes a holding that is not renewed end at its deadline.
@@ -318,10 +365,7 @@ func (l *Locker[T]) lose(h *hold, cause error) {
 		return
 	}
 	stop := l.forget(h)
-	err := &Error{Op: "hold", Name: h.key.name, Err: errors.Join(ErrLost, cause)}
-	for st := range h.handles {
-		st.end(err)
-	}
+	h.end(&Error{Op: "hold", Name: h.key.name, Err: errors.Join(ErrLost, cause)})
 	l.mu.Unlock()
 	if stop != nil {
 		stop()

@@ -614,3 +614,117 @@ func TestGrantShorterThanTheFixedLeaseIsClaimed(t *testing.T) {
 		t.Fatal("timed out waiting for the granted waiter to claim")
 	}
 }
+
+// deadlineOf reports the deadline of ctx, failing the test when it has none.
+func deadlineOf(t *testing.T, ctx context.Context) time.Time {
+	t.Helper()
+	d, ok := ctx.Deadline()
+	require.True(t, ok, "a store call without a deadline")
+	return d
+}
+
+func TestEveryStoreCallIsBoundedByTheRequestTimeout(t *testing.T) {
+	const timeout = time.Second
+	for _, c := range []struct {
+		name   string
+		within time.Duration // the caller's deadline from now; 0: none
+	}{
+		{"no deadline", 0},
+		{"later deadline", time.Hour},
+		{"earlier deadline", timeout / 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig(t)
+			l := r.barging(t, locker.Options[string]{RequestTimeout: timeout})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if c.within > 0 {
+				var stop context.CancelFunc
+				ctx, stop = context.WithTimeout(ctx, c.within)
+				defer stop()
+			}
+			caller := c.within > 0 && c.within <= timeout // the caller's deadline is the bound
+			var seen []time.Time
+			check := func(got context.Context, before time.Time) {
+				d := deadlineOf(t, got)
+				seen = append(seen, d)
+				assert.False(t, d.After(time.Now().Add(timeout)), "a store call may run longer than RequestTimeout")
+				if want, ok := ctx.Deadline(); caller && ok {
+					assert.Equal(t, want, d, "the caller's earlier deadline is the bound")
+				} else {
+					assert.False(t, d.Before(before.Add(timeout)), "the bound is shorter than RequestTimeout")
+				}
+			}
+			var before time.Time
+			r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(func(got context.Context, _ locker.AcquireRequest) (locker.AcquireResult, error) {
+				check(got, before)
+				return acquired(1, 1), nil
+			})
+			r.b.EXPECT().Extend(gomock.Any(), "k", gomock.Any(), time.Minute).DoAndReturn(func(got context.Context, _, _ string, _ time.Duration) (bool, error) {
+				check(got, before)
+				return true, nil
+			})
+			r.b.EXPECT().Release(gomock.Any(), "k", gomock.Any(), "").DoAndReturn(func(got context.Context, _, _, _ string) (bool, int, error) {
+				check(got, before)
+				return true, 0, nil
+			})
+			before = time.Now()
+			h, err := l.TryLock(ctx, "k", time.Minute)
+			require.NoError(t, err)
+			before = time.Now()
+			require.NoError(t, h.Extend(ctx, time.Minute))
+			before = time.Now()
+			require.NoError(t, h.Release(ctx))
+			require.Len(t, seen, 3)
+		})
+	}
+}
+
+func TestDoneOfEveryHandleClosesWhenItEnds(t *testing.T) {
+	r := newRig(t)
+	l := r.barging(t, locker.Options[string]{})
+	owner := locker.NewOwner()
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(5, 1), nil)
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(5, 2), nil)
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(5, 3), nil)
+	var hs []*locker.Lock[string]
+	for range 3 {
+		h, err := l.TryLock(context.Background(), "k", time.Minute, locker.WithOwner(owner))
+		require.NoError(t, err)
+		hs = append(hs, h)
+	}
+	isClosed := func(c <-chan struct{}) bool {
+		select {
+		case <-c:
+			return true
+		default:
+			return false
+		}
+	}
+	done0 := hs[0].Done() // asked for before the end
+	assert.Equal(t, done0, hs[0].Done(), "Done returns one channel")
+	assert.False(t, isClosed(done0))
+
+	// Releasing one handle ends it alone, whether Done was asked for before
+	// or after.
+	r.b.EXPECT().Release(gomock.Any(), "k", owner, "").Return(true, 2, nil)
+	require.NoError(t, hs[1].Release(context.Background()))
+	assert.True(t, isClosed(hs[1].Done()))
+	assert.Equal(t, hs[1].Done(), hs[1].Done(), "Done returns one channel")
+	require.ErrorIs(t, hs[1].Err(), locker.ErrReleased)
+	assert.False(t, isClosed(done0))
+	assert.False(t, isClosed(hs[2].Done()))
+	require.NoError(t, hs[0].Err())
+	require.NoError(t, hs[2].Err())
+
+	// A new holding of the owner ends every other handle of the old one.
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(6, 1), nil)
+	h3, err := l.TryLock(context.Background(), "k", time.Minute, locker.WithOwner(owner))
+	require.NoError(t, err)
+	assert.True(t, isClosed(done0))
+	assert.True(t, isClosed(hs[2].Done()))
+	require.ErrorIs(t, hs[0].Err(), locker.ErrLost)
+	require.ErrorIs(t, hs[2].Err(), locker.ErrLost)
+	assert.False(t, isClosed(h3.Done()))
+	require.NoError(t, h3.Err())
+}

@@ -173,5 +173,7 @@ func WithOwner(owner string) CallOption {
 	return func(o *callOptions) { o.owner, o.set = owner, true }
 }
 
-// NewOwner returns a fresh random owner token.
+// NewOwner returns a fresh owner token, unique across processes and
+// hosts: 22 bytes of URL-safe base64, made by [fairqueue.NewTicket] (a
+// random per-process prefix and a counter).
 func NewOwner() string { return fairqueue.NewTicket() }

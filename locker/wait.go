@@ -37,15 +37,15 @@ type attempt struct {
 // try makes one attempt. The request is bounded by the request timeout and,
 // when the call has a wait deadline, by that deadline plus a margin.
 func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, AcquireResult, error) {
+	start := time.Now()
 	timeout := a.timeout
 	if !deadline.IsZero() {
-		if rem := time.Until(deadline) + 100*time.Millisecond; rem < timeout {
+		if rem := deadline.Sub(start) + 100*time.Millisecond; rem < timeout {
 			timeout = rem
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, timeout)
+	rctx, cancel := bounded(ctx, start, timeout)
 	defer cancel()
-	start := time.Now()
 	var (
 		res AcquireResult
 		err error
@@ -68,7 +68,8 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, Acqui
 // which came after a.missed, so a.missed plus that lease is a deadline the
 // store's own is not earlier than. The grant is taken as it is when that
 // leaves at least half of it and the caller needs no longer lease (a
-// renewed lease is lengthened by the renewer right away); otherwise the
+// renewed lease is lengthened by the renewer after a third of what is left,
+// see renewer.Renewer.Keep); otherwise the
 // waiter claims the grant with an attempt, which the store answers as an
 // idempotent re-entry that sets the full lease.
 func (a *attempt) grant(fence int64) (start time.Time, res AcquireResult, ok bool) {
@@ -95,6 +96,21 @@ func (a *attempt) giveUp() {
 	}
 	_, _, _ = a.backend.Release(ctx, a.req.Name, a.req.Owner, a.req.Ticket)
 }
+
+// bounded returns ctx bounded to end by now+timeout, where now is a
+// reading of the clock taken before the call, and the function that
+// releases what it made. A ctx whose deadline comes no later is returned
+// as it is: a derived context would end at the same time, so its timer is
+// saved.
+func bounded(ctx context.Context, now time.Time, timeout time.Duration) (context.Context, context.CancelFunc) {
+	end := now.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && !d.After(end) {
+		return ctx, nopCancel
+	}
+	return context.WithDeadline(ctx, end)
+}
+
+func nopCancel() {}
 
 // failure classifies the error of a call that gives up after a store error.
 func failure(ctx context.Context, err error) error {
@@ -141,7 +157,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	if sub == nil && l.notify != nil {
 		// Taken: subscribe, then attempt again, so that a release between
 		// the first attempt and the subscription is not missed.
-		sctx, cancel := context.WithTimeout(ctx, l.cfg.RequestTimeout)
+		sctx, cancel := bounded(ctx, time.Now(), l.cfg.RequestTimeout)
 		s, serr := l.notify.Subscribe(sctx, a.req.Name, a.req.Ticket)
 		cancel()
 		if serr == nil {
