@@ -162,7 +162,9 @@ func New(e Extender, opts Options) (*Renewer, error) {
 
 // Keep starts renewing h and returns its stop function. It never blocks on
 // the store. The first renewal is due at h.Deadline - h.Lease +
-// Fraction*h.Lease.
+// Fraction*h.Lease; when that has passed but h.Deadline has not, it is due
+// after Fraction of the time left to h.Deadline (a hold that starts with a
+// lease shorter than h.Lease, such as a lock handed over by the store).
 //
 // stop is idempotent and cheap: it never waits for the store, so call it
 // as the final release starts. Once stop returns, no renewal of h is
@@ -192,6 +194,13 @@ func (r *Renewer) Keep(h Hold) (stop func()) {
 		index:    -1,
 	}
 	e.at = e.deadline.Add(-e.before)
+	if now := r.opts.Clock.Now(); e.at.Before(now) && e.deadline.After(now) {
+		// Less than the renewal margin is left (a lock handed over with a
+		// lease shorter than Lease): renew after the same fraction of what
+		// is left rather than at once, which would cost a request for
+		// every hand-off, most of whose holds end before it.
+		e.at = now.Add(time.Duration(r.opts.Fraction * float64(e.deadline.Sub(now))))
+	}
 
 	r.mu.Lock()
 	if r.closed {

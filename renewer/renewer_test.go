@@ -216,6 +216,7 @@ func TestRenewsAtFraction(t *testing.T) {
 	}{
 		{"default third", 0, 30 * time.Second, t0.Add(30 * time.Second), t0.Add(10 * time.Second), 10 * time.Second},
 		{"half, lease started earlier", 0.5, 10 * time.Second, t0.Add(8 * time.Second), t0.Add(3 * time.Second), 5 * time.Second},
+		{"short grant lease: a third of what is left", 0, 30 * time.Second, t0.Add(3 * time.Second), t0.Add(time.Second), 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := fakeclock.New(t0)
