@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -60,6 +61,7 @@ type config struct {
 	settle      time.Duration
 	waitTimeout time.Duration
 	bsmBackoff  time.Duration
+	cpuProfile  string
 }
 
 func parseFlags(args []string, errOut io.Writer) (config, error) {
@@ -81,6 +83,7 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.DurationVar(&c.settle, "settle", time.Millisecond, "the holder releases a random settle to 2·settle after the waiter started waiting (handoff, lostwake)")
 	fs.DurationVar(&c.waitTimeout, "wait-timeout", 10*time.Second, "longest wait of one hand-off (handoff, lostwake)")
 	fs.DurationVar(&c.bsmBackoff, "bsm-backoff", time.Millisecond, "bsm/redislock LinearBackoff retry interval")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (all clients are in this process) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -120,11 +123,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "lockbench:", err)
 		os.Exit(2)
 	}
+	if cfg.cpuProfile != "" {
+		f, err := os.Create(cfg.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lockbench: -cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, cfg, "lockbench "+strings.Join(os.Args[1:], " "), os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lockbench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
