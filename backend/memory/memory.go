@@ -130,7 +130,7 @@ type record struct {
 }
 
 // grant is what the final release needs to hand the lock straight to a
-// queued ticket (the grant hash of the Redis scripts).
+// queued ticket (the waiter records of the Redis scripts).
 type grant struct {
 	owner string
 	lease time.Duration // min(lease, waiter TTL)

@@ -50,9 +50,8 @@ const (
 	KeyLock = iota
 	KeyFence
 	KeyQueue
-	KeyBeat
 	KeyChannel
-	KeyGrant
+	KeyWaiters
 	NumKeys
 )
 
@@ -101,7 +100,7 @@ func writeTag(b *strings.Builder, name string) {
 }
 
 // Keys returns the NumKeys keys of name, in script order: lock string, fence,
-// queue, heartbeats, channel, grants. All share one hash tag.
+// queue, channel, waiter records. All share one hash tag.
 //
 // Fencing tokens are max(last+1, server TIME in µs). They are strictly
 // increasing per name as long as the fence key survives (it is kept
@@ -138,10 +137,10 @@ func (l Layout) Keys(name string) []string {
 }
 
 // keySuffixes end the keys of a name, in the order of the Key* indexes.
-var keySuffixes = [NumKeys]string{"lock", "fence", "q", "qbeat", "ch", "qgrant"}
+var keySuffixes = [NumKeys]string{"lock", "fence", "q", "ch", "qw"}
 
 // keySuffixesLen is every suffix back to back, for its length.
-const keySuffixesLen = "lock" + "fence" + "q" + "qbeat" + "ch" + "qgrant"
+const keySuffixesLen = "lock" + "fence" + "q" + "ch" + "qw"
 
 // Channel returns the wake-up channel of name.
 func (l Layout) Channel(name string) string {

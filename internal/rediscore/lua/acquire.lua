@@ -1,14 +1,14 @@
 -- acquire: take, re-enter, or (fair mode) queue for one lock, in one atomic step.
 --
--- KEYS[1] lock string   "<n> <fence> <ticket> <owner>": hold count, fencing token, ticket of the
---                       latest acquisition, owner token (last, as it may contain spaces); the
---                       key's TTL is the lease
--- KEYS[2] fence string  last fencing token issued for the name (kept FENCE_RETENTION after each issue)
--- KEYS[3] queue zset    ticket -> arrival sequence (fair mode waiting room)
--- KEYS[4] beat zset     ticket -> heartbeat deadline, ms of server TIME
--- KEYS[5] channel       shard channel of the name (declared as a key so that cluster routing sees it)
--- KEYS[6] grant hash    ticket -> "<grant lease ms>:<fence retention ms>:<owner>", what
---                       release.lua needs to hand the lock straight to a queued ticket
+-- KEYS[1] lock string    "<n> <fence> <ticket> <owner>": hold count, fencing token, ticket of the
+--                        latest acquisition, owner token (last, as it may contain spaces); the
+--                        key's TTL is the lease
+-- KEYS[2] fence string   last fencing token issued for the name (kept FENCE_RETENTION after each issue)
+-- KEYS[3] queue zset     ticket -> arrival sequence (fair mode waiting room)
+-- KEYS[4] channel        shard channel of the name (declared as a key so that cluster routing sees it)
+-- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <grant lease ms> <fence retention ms> <owner>":
+--                        when the waiter counts as dead (ms of server TIME), and what release.lua
+--                        needs to hand the lock straight to it
 -- ARGV[1] owner token
 -- ARGV[2] ticket (unique per acquiring call, no spaces; repeated attempts with it do not count the
 --         hold twice, and an attempt by the ticket the lock was granted to claims the grant)
@@ -22,8 +22,9 @@
 --                              free but another waiter is at the head), 0-based queue position
 --                              (-1 when not queued)
 --
--- The uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET: every call saved here is
--- a few hundred nanoseconds of the server's single thread per acquisition.
+-- Redis runs scripts on its single thread, so every call here delays every other client. The
+-- uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET. Waiters whose heartbeat lapsed
+-- are evicted when they reach the head of the queue, the only place where they could stall it.
 local v = redis.call('GET', KEYS[1])
 local lease = tonumber(ARGV[3])
 local fair = ARGV[4] == '1'
@@ -41,8 +42,7 @@ if v then
       redis.call('PEXPIRE', KEYS[1], lease)
     end
     if fair and redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then
-      redis.call('ZREM', KEYS[4], ARGV[2])
-      redis.call('HDEL', KEYS[6], ARGV[2])
+      redis.call('HDEL', KEYS[5], ARGV[2])
     end
     return {1, tonumber(f), n}
   end
@@ -51,18 +51,23 @@ end
 local t = false
 local now_ms = 0
 local head = false
-if fair then
+if fair and not v then
+  -- Free: it is the turn of the head of the queue, unless its heartbeat lapsed.
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
-  if head then
+  if head and head ~= ARGV[2] then
     t = redis.call('TIME')
     now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    -- Evict waiters whose heartbeat lapsed (a bounded batch per call).
-    local dead = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now_ms, 'LIMIT', 0, 64)
-    if #dead > 0 then
-      redis.call('ZREM', KEYS[3], unpack(dead))
-      redis.call('ZREM', KEYS[4], unpack(dead))
-      redis.call('HDEL', KEYS[6], unpack(dead))
+    for _ = 1, 64 do
+      local rec = redis.call('HGET', KEYS[5], head)
+      if rec and tonumber(string.match(rec, '^%d+')) > now_ms then
+        break
+      end
+      redis.call('ZREM', KEYS[3], head)
+      redis.call('HDEL', KEYS[5], head)
       head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
+      if not head or head == ARGV[2] then
+        break
+      end
     end
   end
 end
@@ -83,8 +88,7 @@ if not v and (head == false or head == ARGV[2]) then
   redis.call('SET', KEYS[1], '1 ' .. fs .. ' ' .. ARGV[2] .. ' ' .. ARGV[1], 'PX', lease)
   if head then
     redis.call('ZREM', KEYS[3], ARGV[2])
-    redis.call('ZREM', KEYS[4], ARGV[2])
-    redis.call('HDEL', KEYS[6], ARGV[2])
+    redis.call('HDEL', KEYS[5], ARGV[2])
   end
   return {1, tonumber(fs), 1}
 end
@@ -92,6 +96,7 @@ end
 local pos = -1
 local ttl = tonumber(ARGV[5])
 if fair and ttl > 0 then
+  -- Join the queue at the tail, or keep the place; either way renew the heartbeat.
   if not t then
     t = redis.call('TIME')
     now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -101,21 +106,24 @@ if fair and ttl > 0 then
     local seq = 1
     if tail[2] then seq = tonumber(tail[2]) + 1 end
     redis.call('ZADD', KEYS[3], seq, ARGV[2])
-    -- A grant lasts no longer than the waiter's heartbeat TTL, so that a
-    -- grant to a waiter that died runs out as soon as its place would have.
-    redis.call('HSET', KEYS[6], ARGV[2], math.min(lease, ttl) .. ':' .. ARGV[6] .. ':' .. ARGV[1])
   end
-  redis.call('ZADD', KEYS[4], now_ms + ttl, ARGV[2])
-  -- The queue keys vanish on their own when the last heartbeat lapses.
-  local last_beat = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
-  local expire_at = tonumber(last_beat[2]) + 1000
-  redis.call('PEXPIREAT', KEYS[3], expire_at)
-  redis.call('PEXPIREAT', KEYS[4], expire_at)
-  redis.call('PEXPIREAT', KEYS[6], expire_at)
+  -- A grant lasts no longer than the waiter's heartbeat TTL, so that a
+  -- grant to a waiter that died runs out as soon as its place would have.
+  redis.call('HSET', KEYS[5], ARGV[2],
+    (now_ms + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[6] .. ' ' .. ARGV[1])
+  -- The queue keys vanish on their own a second after the last heartbeat
+  -- lapsed: their TTL never drops below that of any waiter.
+  local keep = ttl + 1000
+  if redis.call('PTTL', KEYS[3]) < keep then
+    redis.call('PEXPIRE', KEYS[3], keep)
+  end
+  if redis.call('PTTL', KEYS[5]) < keep then
+    redis.call('PEXPIRE', KEYS[5], keep)
+  end
   pos = redis.call('ZRANK', KEYS[3], ARGV[2])
   if not v and head then
-    -- Free, but another waiter is ahead: make sure it knows.
-    redis.call(ARGV[7], KEYS[5], head)
+    -- Free, but a live waiter is ahead: make sure it knows.
+    redis.call(ARGV[7], KEYS[4], head)
   end
 end
 if not v then

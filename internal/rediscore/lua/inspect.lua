@@ -1,6 +1,6 @@
 -- inspect: read-only snapshot of one lock.
 --
--- KEYS[1] lock string, KEYS[2] fence string, KEYS[3] queue zset, KEYS[4] beat zset (see acquire.lua)
+-- KEYS[1] lock string, KEYS[2] fence string, KEYS[3] queue zset (see acquire.lua)
 -- ARGV: none
 -- Reply: {owner or "", count, fence, pttl ms (-2 when free), queued tickets}
 local v = redis.call('GET', KEYS[1])

@@ -1,19 +1,18 @@
 -- leave: remove a waiter from the fair queue at once; wake the new head if the lock is free.
 --
--- KEYS[1] lock string, KEYS[2] fence string (unused), KEYS[3] queue zset, KEYS[4] beat zset,
--- KEYS[5] channel, KEYS[6] grant hash (see acquire.lua)
+-- KEYS[1] lock string, KEYS[2] fence string (unused), KEYS[3] queue zset, KEYS[4] channel,
+-- KEYS[5] waiters hash (see acquire.lua)
 -- ARGV[1] ticket
 -- ARGV[2] publish command: "SPUBLISH" or "PUBLISH"
 -- Reply: 1 the ticket was queued and is gone, 0 it was not queued (a grant made to it before is
 --        undone by release.lua with the ticket)
 local was_head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] == ARGV[1]
 local removed = redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZREM', KEYS[4], ARGV[1])
-redis.call('HDEL', KEYS[6], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
 if removed == 1 and was_head and redis.call('EXISTS', KEYS[1]) == 0 then
   local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
   if head then
-    redis.call(ARGV[2], KEYS[5], head)
+    redis.call(ARGV[2], KEYS[4], head)
   end
 end
 return removed
