@@ -30,7 +30,12 @@
 // is passed in KEYS, so the scripts run unchanged on Redis Cluster
 // (*redis.ClusterClient routes each call by its first key) and behind
 // proxies. Wake-ups on Cluster use sharded pub/sub, one connection per
-// master node (see [Store.Subscribe]).
+// master node (see [Store.Subscribe]).//
+// A waiter listens on its lock's channel and on its Store's inbox channel
+// for that lock (the channel plus ":" and a random id per Store, with the
+// same hash tag): a release hands the lock to the head of the queue with a
+// message on the head's inbox only, so that under contention one process
+// is woken per hand-off, not every process waiting on the name.
 package goredis
 
 import (
@@ -76,6 +81,7 @@ type Store struct {
 	layout         rediscore.Layout
 	fenceRetention time.Duration
 	publish        string // rediscore.Sharded or rediscore.Classic
+	inbox          string // this Store's inbox id: grants to its waiters come on layout.Inbox(name, inbox)
 	hub            *notifyhub.Hub
 	closeConns     func() error // closes hub and the pub/sub connections feeding it
 }
@@ -116,12 +122,14 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 		layout:         cfg.Layout,
 		fenceRetention: cfg.FenceRetention,
 		publish:        cfg.Publish,
+		inbox:          rediscore.NewInbox(),
 	}
 	if cc, ok := client.(*redis.ClusterClient); ok && !opts.ClassicPubSub {
 		s.hub, s.closeConns = newShards(cc, s.layout.Channel)
 	} else {
 		s.hub, s.closeConns = newConn(client, opts.ClassicPubSub, s.layout.Channel)
 	}
+	s.hub.SetInbox(func(name string) string { return s.layout.Inbox(name, s.inbox) })
 	return s, nil
 }
 
@@ -146,7 +154,7 @@ func (s *Store) AcquireFair(ctx context.Context, req locker.AcquireRequest, wait
 }
 
 func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireRequest, fair bool, waiterTTL time.Duration) (locker.AcquireResult, error) {
-	args := rediscore.AcquireArgs(req, fair, waiterTTL, s.fenceRetention, s.publish)
+	args := rediscore.AcquireArgs(req, fair, waiterTTL, s.fenceRetention, s.publish, s.inbox)
 	cmd := s.run(ctx, acquireScript, req.Name, args)
 	reply, err := cmd.Int64Slice()
 	if err != nil {

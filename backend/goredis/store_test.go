@@ -665,3 +665,36 @@ func replyDropper(t *testing.T, addr string) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestGrantGoesOnlyToTheWaitersStore: a grant is published on the inbox
+// channel of the store whose waiter got the lock, so another store waiting
+// on the name (here even with the same ticket) does not receive it.
+func TestGrantGoesOnlyToTheWaitersStore(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _ := newStore(t, srv, Options{})
+	other, _ := newStore(t, srv, Options{})
+	ctx := ctxT(t)
+	_, err := s.AcquireFair(ctx, req("q", "holder", time.Minute), time.Minute)
+	require.NoError(t, err)
+	w := req("q", "w", time.Minute)
+	res, err := s.AcquireFair(ctx, w, time.Minute)
+	require.NoError(t, err)
+	require.False(t, res.Acquired)
+	sub, err := s.Subscribe(ctx, "q", w.Ticket)
+	require.NoError(t, err)
+	defer sub.Close()
+	elsewhere, err := other.Subscribe(ctx, "q", w.Ticket)
+	require.NoError(t, err)
+	defer elsewhere.Close()
+
+	held, _, err := s.Release(ctx, "q", "holder", "")
+	require.NoError(t, err)
+	require.True(t, held)
+	woken(t, sub, "the grant on the waiter's store")
+	_, granted := sub.(locker.Granter).Granted()
+	require.True(t, granted)
+	probe(t, other, "q")
+	notWoken(t, elsewhere, "the grant reached a store the waiter is not on")
+	_, granted = elsewhere.(locker.Granter).Granted()
+	assert.False(t, granted)
+}

@@ -38,7 +38,12 @@
 // is passed in KEYS, so the scripts run unchanged on Redis Cluster (give
 // rueidis.NewClient the addresses of some of its nodes) and behind proxies.
 // Wake-ups on Cluster use sharded pub/sub: each lock's channel lives on the
-// master of the lock's slot (see [Store.Subscribe]).
+// master of the lock's slot (see [Store.Subscribe]).//
+// A waiter listens on its lock's channel and on its Store's inbox channel
+// for that lock (the channel plus ":" and a random id per Store, with the
+// same hash tag): a release hands the lock to the head of the queue with a
+// message on the head's inbox only, so that under contention one process
+// is woken per hand-off, not every process waiting on the name.
 //
 // Both Redis adapters of disgo share keys, scripts and messages: a lock
 // taken through one is seen, waited on and handed over through the other.
@@ -86,6 +91,7 @@ type Store struct {
 	layout         rediscore.Layout
 	fenceRetention time.Duration
 	publish        string // rediscore.Sharded or rediscore.Classic
+	inbox          string // this Store's inbox id: grants to its waiters come on layout.Inbox(name, inbox)
 	hub            *notifyhub.Hub
 	closeNotify    func() // closes the hub and its connections
 }
@@ -125,6 +131,7 @@ func New(client rueidis.Client, opts Options) (*Store, error) {
 		layout:         cfg.Layout,
 		fenceRetention: cfg.FenceRetention,
 		publish:        cfg.Publish,
+		inbox:          rediscore.NewInbox(),
 	}
 	if client.Mode() == rueidis.ClientModeCluster && !opts.ClassicPubSub {
 		s.hub, s.closeNotify = newShards(client, s.layout.Channel)
@@ -132,6 +139,7 @@ func New(client rueidis.Client, opts Options) (*Store, error) {
 		ps := newPubSub(client, opts.ClassicPubSub, s.layout.Channel)
 		s.hub, s.closeNotify = ps.hub, ps.close
 	}
+	s.hub.SetInbox(func(name string) string { return s.layout.Inbox(name, s.inbox) })
 	return s, nil
 }
 
@@ -162,7 +170,7 @@ func (s *Store) AcquireFair(ctx context.Context, req locker.AcquireRequest, wait
 }
 
 func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireRequest, fair bool, waiterTTL time.Duration) (locker.AcquireResult, error) {
-	args := rediscore.AcquireArgs(req, fair, waiterTTL, s.fenceRetention, s.publish)
+	args := rediscore.AcquireArgs(req, fair, waiterTTL, s.fenceRetention, s.publish, s.inbox)
 	sctx, done := settle(ctx)
 	reply, err := s.run(sctx, acquireScript, req.Name, args).AsIntSlice()
 	done()

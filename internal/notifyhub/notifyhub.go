@@ -57,7 +57,8 @@ type Transport interface {
 type Hub struct {
 	t       Transport
 	channel func(name string) string
-	ctx     context.Context // of the writes; cancelled by Close
+	inbox   func(name string) string // nil: no inbox channels (see SetInbox)
+	ctx     context.Context          // of the writes; cancelled by Close
 	cancel  context.CancelFunc
 	sender  sync.WaitGroup
 
@@ -72,6 +73,7 @@ type Hub struct {
 // entry is the state of one channel.
 type entry struct {
 	channel string
+	inbox   bool // the inbox channel of a name (see Hub.SetInbox)
 	subs    map[*subscription]struct{}
 	// sub is the latest subscribe operation while the hub wants the channel
 	// subscribed; nil while it wants it unsubscribed.
@@ -119,6 +121,25 @@ func (h *Hub) SetLinger(d time.Duration) {
 	h.linger = max(d, 0)
 }
 
+// SetInbox makes every Subscribe of a name also subscribe inbox(name): the
+// channel on which the store sends grants to this hub's waiters only, so
+// that other processes waiting on the name are not woken by them. Both
+// channels go out in one command and a Subscription listens on both. Call
+// it before the first Subscribe.
+func (h *Hub) SetInbox(inbox func(name string) string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inbox = inbox
+}
+
+// channels returns the channels a subscription of name listens on.
+func (h *Hub) channels(name string) []string {
+	if h.inbox == nil {
+		return []string{h.channel(name)}
+	}
+	return []string{h.channel(name), h.inbox(name)}
+}
+
 var _ locker.Notifier = (*Hub)(nil)
 
 // Subscribe registers interest in wake-ups of name addressed to ticket (and
@@ -140,32 +161,39 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscr
 		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	e := h.entries[ch]
-	if e == nil {
-		e = &entry{channel: ch, subs: make(map[*subscription]struct{})}
-		h.entries[ch] = e
+	s := &subscription{h: h, ticket: ticket, wake: make(chan struct{}, 1)}
+	var ops []*op
+	for i, c := range h.channels(name) {
+		e := h.entries[c]
+		if e == nil {
+			e = &entry{channel: c, inbox: i > 0, subs: make(map[*subscription]struct{})}
+			h.entries[c] = e
+		}
+		e.add(s)
+		if e.sub == nil || e.sub.err != nil {
+			e.sub = h.enqueue(e, true)
+		}
+		ops = append(ops, e.sub)
 	}
-	s := e.add(ticket, h)
-	if e.sub == nil || e.sub.err != nil {
-		e.sub = h.enqueue(e, true)
-	}
-	o := e.sub
 	h.mu.Unlock()
 
-	select {
-	case <-o.done:
-		if o.err == nil {
-			return s, nil
+	for _, o := range ops {
+		select {
+		case <-o.done:
+			if o.err == nil {
+				continue
+			}
+			s.Close()
+			if errors.Is(o.err, ErrClosed) {
+				return nil, o.err
+			}
+			return nil, fmt.Errorf("notifyhub: subscribe %q: %w", o.e.channel, o.err)
+		case <-ctx.Done():
+			s.Close()
+			return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, ctx.Err())
 		}
-		s.Close()
-		if errors.Is(o.err, ErrClosed) {
-			return nil, o.err
-		}
-		return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, o.err)
-	case <-ctx.Done():
-		s.Close()
-		return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, ctx.Err())
 	}
+	return s, nil
 }
 
 // SubscribeActive implements locker.ActiveSubscriber: it subscribes without
@@ -173,26 +201,35 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscr
 // already (by other waiters, or lingering after recent ones), and returns
 // false, holding nothing, otherwise.
 func (h *Hub) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
-	ch := h.channel(name)
+	chs := h.channels(name)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	e := h.entries[ch]
-	if h.closed || e == nil || e.sub == nil || !e.sub.finished || e.sub.err != nil {
+	if h.closed {
 		return nil, false
 	}
-	return e.add(ticket, h), true
+	es := make([]*entry, len(chs))
+	for i, c := range chs {
+		e := h.entries[c]
+		if e == nil || e.sub == nil || !e.sub.finished || e.sub.err != nil {
+			return nil, false
+		}
+		es[i] = e
+	}
+	s := &subscription{h: h, ticket: ticket, wake: make(chan struct{}, 1)}
+	for _, e := range es {
+		e.add(s)
+	}
+	return s, true
 }
 
-// add registers a subscription of ticket on e and ends e's lingering.
-// Called with h.mu held.
-func (e *entry) add(ticket string, h *Hub) *subscription {
+// add registers s on e and ends e's lingering. Called with h.mu held.
+func (e *entry) add(s *subscription) {
 	if e.idle != nil {
 		e.idle.Stop()
 		e.idle = nil
 	}
-	s := &subscription{h: h, e: e, ticket: ticket, wake: make(chan struct{}, 1)}
 	e.subs[s] = struct{}{}
-	return s
+	s.es = append(s.es, e)
 }
 
 // unsubscribeIdle ends the lingering store subscription of e. Called with
@@ -209,16 +246,17 @@ func (h *Hub) unsubscribeIdle(e *entry) {
 	h.tidy(e)
 }
 
-// ActiveSubscriptions returns the number of channels the hub holds or is
-// setting up a store subscription for: those with at least one open
-// Subscription, whose Subscribe is pending, or whose subscription lingers
-// after its last waiter (for the Hub's linger time).
+// ActiveSubscriptions returns the number of lock names whose channel the
+// hub holds or is setting up a store subscription for: those with at least
+// one open Subscription, whose Subscribe is pending, or whose subscription
+// lingers after its last waiter (for the Hub's linger time). Inbox channels
+// are not counted: they come and go with their name's channel.
 func (h *Hub) ActiveSubscriptions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
 	for _, e := range h.entries {
-		if e.sub != nil {
+		if e.sub != nil && !e.inbox {
 			n++
 		}
 	}
@@ -430,7 +468,7 @@ func (e *entry) wakeAll() {
 // subscription implements locker.Subscription.
 type subscription struct {
 	h      *Hub
-	e      *entry
+	es     []*entry // the channels it listens on
 	ticket string
 	wake   chan struct{}
 	closed bool  // guarded by h.mu
@@ -462,7 +500,14 @@ func (s *subscription) Close() {
 		return
 	}
 	s.closed = true
-	e := s.e
+	for _, e := range s.es {
+		h.leave(e, s)
+	}
+}
+
+// leave drops s from e; the last subscription of e unsubscribes it, after
+// the linger. Called with h.mu held.
+func (h *Hub) leave(e *entry, s *subscription) {
 	delete(e.subs, s)
 	if len(e.subs) > 0 {
 		return

@@ -576,3 +576,61 @@ func TestLingerEndsWithAnUnsubscribe(t *testing.T) {
 	_, ok := h.SubscribeActive("a", "t2")
 	require.False(t, ok)
 }
+
+func TestInboxChannelIsSubscribedWithTheNamesChannel(t *testing.T) {
+	h, f := newHub(t)
+	h.SetInbox(func(name string) string { return name + ":in" })
+
+	r := subscribeAsync(context.Background(), h, "a", "t1")
+	require.Equal(t, command{true, []string{"a", "a:in"}}, f.next(t), "both channels in one command")
+	h.Confirmed("a", true)
+	notReturned(t, r) // the inbox is not confirmed yet
+	h.Confirmed("a:in", true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	s1 := res.sub
+	assert.Equal(t, 1, h.ActiveSubscriptions(), "one name")
+
+	s2, ok := h.SubscribeActive("a", "t2")
+	require.True(t, ok, "both channels are confirmed")
+	f.noWrites(t)
+
+	// A grant on the inbox reaches its ticket; a broadcast on the name's
+	// channel reaches both.
+	h.Message("a:in", "t2 7")
+	assert.False(t, woken(s1))
+	require.True(t, woken(s2))
+	fence, ok := s2.(locker.Granter).Granted()
+	require.True(t, ok)
+	assert.Equal(t, int64(7), fence)
+	h.Message("a", rediscore.Broadcast)
+	assert.True(t, woken(s1))
+	assert.True(t, woken(s2))
+
+	// The last subscription leaves both channels.
+	s1.Close()
+	f.noWrites(t)
+	s2.Close()
+	require.Equal(t, command{false, []string{"a", "a:in"}}, f.next(t), "both channels in one command")
+	h.Confirmed("a", false)
+	h.Confirmed("a:in", false)
+	require.Eventually(t, func() bool { return entryCount(h) == 0 }, patience, time.Millisecond)
+}
+
+func TestInboxSubscriptionFailureReleasesBothChannels(t *testing.T) {
+	h, f := newHub(t)
+	h.SetInbox(func(name string) string { return name + ":in" })
+	ctx, cancel := context.WithCancel(context.Background())
+	r := subscribeAsync(ctx, h, "a", "t1")
+	require.Equal(t, command{true, []string{"a", "a:in"}}, f.next(t))
+	h.Confirmed("a", true)
+	cancel()
+	res := await(t, r)
+	require.ErrorIs(t, res.err, context.Canceled)
+	require.Equal(t, command{false, []string{"a", "a:in"}}, f.next(t), "both channels are left")
+	h.Confirmed("a", false)
+	h.Confirmed("a:in", true) // the late confirmation of the inbox
+	h.Confirmed("a:in", false)
+	require.Eventually(t, func() bool { return entryCount(h) == 0 }, patience, time.Millisecond)
+	assert.Zero(t, h.ActiveSubscriptions())
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -182,13 +183,30 @@ func Ms(d time.Duration) string {
 	return strconv.FormatInt(int64(ms), 10)
 }
 
-// AcquireArgs returns ARGV of acquire.lua.
-func AcquireArgs(req locker.AcquireRequest, fair bool, waiterTTL, fenceRetention time.Duration, publish string) []string {
+// NoInbox is the inbox argument of a store without an inbox channel: grants
+// to its waiters go to the name's channel.
+const NoInbox = "-"
+
+// NewInbox returns a fresh inbox id for one store: random, unique per store,
+// and free of spaces and braces.
+func NewInbox() string { return fairqueue.NewTicket() }
+
+// Inbox returns the channel of name on which the grants to the waiters of
+// one store (identified by inbox) are published: the name's channel plus
+// ":" and inbox. It has the name's hash tag, so it lives on the name's
+// cluster slot.
+func (l Layout) Inbox(name, inbox string) string {
+	return l.Channel(name) + ":" + inbox
+}
+
+// AcquireArgs returns ARGV of acquire.lua. inbox is the store's inbox id,
+// or NoInbox.
+func AcquireArgs(req locker.AcquireRequest, fair bool, waiterTTL, fenceRetention time.Duration, publish, inbox string) []string {
 	f := "0"
 	if fair {
 		f = "1"
 	}
-	return []string{req.Owner, req.Ticket, Ms(req.Lease), f, Ms(waiterTTL), Ms(fenceRetention), publish}
+	return []string{req.Owner, req.Ticket, Ms(req.Lease), f, Ms(waiterTTL), Ms(fenceRetention), publish, inbox}
 }
 
 // ReleaseArgs returns ARGV of release.lua.

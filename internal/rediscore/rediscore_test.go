@@ -36,6 +36,7 @@ func TestKeysShareOneHashTag(t *testing.T) {
 			assert.Equal(t, tag, hashTag(k), "name %q: key %q hashes differently", name, k)
 		}
 		assert.Equal(t, keys[KeyChannel], l.Channel(name))
+		assert.Equal(t, tag, hashTag(l.Inbox(name, NewInbox())), "name %q: the inbox channel hashes differently", name)
 		got, ok := l.NameOfChannel(l.Channel(name))
 		assert.True(t, ok)
 		assert.Equal(t, name, got)
@@ -90,8 +91,8 @@ func TestParse(t *testing.T) {
 
 func TestArgsMatchScriptHeaders(t *testing.T) {
 	req := locker.AcquireRequest{Name: "n", Owner: "o", Ticket: "t", Lease: 1500 * time.Microsecond}
-	assert.Equal(t, []string{"o", "t", "2", "1", "3000", "60000", Sharded}, AcquireArgs(req, true, 3*time.Second, time.Minute, Sharded))
-	assert.Equal(t, "0", AcquireArgs(req, false, 0, time.Minute, Classic)[3])
+	assert.Equal(t, []string{"o", "t", "2", "1", "3000", "60000", Sharded, "in"}, AcquireArgs(req, true, 3*time.Second, time.Minute, Sharded, "in"))
+	assert.Equal(t, "0", AcquireArgs(req, false, 0, time.Minute, Classic, NoInbox)[3])
 	for _, s := range []string{AcquireLua, ReleaseLua, ExtendLua, LeaveLua, InspectLua} {
 		assert.Contains(t, s, "KEYS[1]")
 		assert.Contains(t, s, "Reply:")

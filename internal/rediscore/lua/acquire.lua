@@ -6,9 +6,9 @@
 -- KEYS[2] fence string   last fencing token issued for the name (kept FENCE_RETENTION after each issue)
 -- KEYS[3] queue zset     ticket -> arrival sequence (fair mode waiting room)
 -- KEYS[4] channel        shard channel of the name (declared as a key so that cluster routing sees it)
--- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <grant lease ms> <fence retention ms> <owner>":
---                        when the waiter counts as dead (ms of server TIME), and what release.lua
---                        needs to hand the lock straight to it
+-- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <grant lease ms> <fence retention ms> <inbox>
+--                        <owner>": when the waiter counts as dead (ms of server TIME), and what
+--                        release.lua needs to hand the lock straight to it and tell it
 -- ARGV[1] owner token
 -- ARGV[2] ticket (unique per acquiring call, no spaces; repeated attempts with it do not count the
 --         hold twice, and an attempt by the ticket the lock was granted to claims the grant)
@@ -17,6 +17,9 @@
 -- ARGV[5] waiter TTL, ms (fair mode); "0" = a single attempt that honours the queue but does not join it
 -- ARGV[6] fence retention, ms
 -- ARGV[7] publish command: "SPUBLISH" or "PUBLISH"
+-- ARGV[8] inbox of the waiter's process: its grant is published on KEYS[4] .. ":" .. inbox, a
+--         channel only that process subscribes, rather than to every process waiting on the name;
+--         "-" = none, the grant goes to KEYS[4]
 -- Reply: {1, fence, count}     acquired, re-entered or claimed (fence kept, count after)
 --        {0, pttl, position}   not acquired: holder's remaining lease in ms (-2 when the lock is
 --                              free but another waiter is at the head), 0-based queue position
@@ -110,7 +113,7 @@ if fair and ttl > 0 then
   -- A grant lasts no longer than the waiter's heartbeat TTL, so that a
   -- grant to a waiter that died runs out as soon as its place would have.
   redis.call('HSET', KEYS[5], ARGV[2],
-    (now_ms + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[6] .. ' ' .. ARGV[1])
+    (now_ms + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[6] .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
   -- The queue keys vanish on their own a second after the last heartbeat
   -- lapsed: their TTL never drops below that of any waiter.
   local keep = ttl + 1000

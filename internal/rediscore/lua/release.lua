@@ -10,8 +10,9 @@
 -- Reply: -1   not held by this owner (or not this ticket): nothing changed
 --        n>=0 hold count left. At 0 the lock was handed on: to the first live waiter of the fair
 --             queue, which now holds it (fresh fence, hold count 1, its ticket as latest
---             acquisition, lease = its grant lease) and is told by the message "<ticket> <fence>";
---             or, with no live waiter, freed with the message "*" to every waiter.
+--             acquisition, lease = its grant lease) and is told by the message "<ticket> <fence>"
+--             on its process's inbox channel (see acquire.lua); or, with no live waiter, freed with
+--             the message "*" to every waiter.
 --
 -- The uncontended path is GET, ZPOPMIN, DEL, PUBLISH; a hand-off is GET, ZPOPMIN, HGET, HDEL,
 -- TIME, SET ... GET, SET, PUBLISH.
@@ -48,16 +49,22 @@ for _ = 1, 64 do
       -- The fence is made as in acquire.lua.
       local s2 = string.find(rec, ' ', s1 + 1, true)
       local s3 = string.find(rec, ' ', s2 + 1, true)
+      local s4 = string.find(rec, ' ', s3 + 1, true)
       local retention = string.sub(rec, s2 + 1, s3 - 1)
+      local inbox = string.sub(rec, s3 + 1, s4 - 1)
       local fs = t[1] .. string.sub('00000' .. t[2], -6)
       local last = redis.call('SET', KEYS[2], fs, 'PX', retention, 'GET')
       if last and tonumber(last) >= tonumber(fs) then
         fs = string.format('%.0f', tonumber(last) + 1)
         redis.call('SET', KEYS[2], fs, 'PX', retention)
       end
-      redis.call('SET', KEYS[1], '1 ' .. fs .. ' ' .. head .. ' ' .. string.sub(rec, s3 + 1),
+      redis.call('SET', KEYS[1], '1 ' .. fs .. ' ' .. head .. ' ' .. string.sub(rec, s4 + 1),
         'PX', string.sub(rec, s1 + 1, s2 - 1))
-      redis.call(ARGV[3], KEYS[4], head .. ' ' .. fs)
+      if inbox == '-' then
+        redis.call(ARGV[3], KEYS[4], head .. ' ' .. fs)
+      else
+        redis.call(ARGV[3], KEYS[4] .. ':' .. inbox, head .. ' ' .. fs)
+      end
       return 0
     end
   end
