@@ -21,6 +21,13 @@ const (
 	MaxRetryInterval = time.Second
 )
 
+// MaxEarly bounds how much earlier than due a renewal may be sent so that
+// it joins a batch going out anyway: renewals due within min(MaxEarly,
+// Lease/30) of a batch join it. Holds taken at scattered times then renew
+// in a few batches per MaxEarly rather than one request each, at the cost
+// of a lease renewed up to that much early.
+const MaxEarly = 100 * time.Millisecond
+
 // Linger is how long the scheduler goroutine stays after the last hold is
 // gone, so that holds kept one after another (an uncontended lock and
 // unlock in a loop) do not start and end a goroutine each. The goroutine
@@ -107,11 +114,12 @@ type entry struct {
 	hold     Hold
 	before   time.Duration // renewal is due this long before the deadline
 	retry    time.Duration
-	deadline time.Time // end of the last confirmed lease
-	at       time.Time // next renewal attempt
-	lastErr  error     // cause of the last failed attempt since the last success
-	index    int       // position in Renewer.due; -1 when not there
-	dropped  bool      // stopped, lost, or closed: never renewed nor called back again
+	deadline time.Time     // end of the last confirmed lease
+	at       time.Time     // next renewal attempt
+	early    time.Duration // how much earlier than at it may join a batch
+	lastErr  error         // cause of the last failed attempt since the last success
+	index    int           // position in Renewer.due; -1 when not there
+	dropped  bool          // stopped, lost, or closed: never renewed nor called back again
 }
 
 // New returns a Renewer that extends leases through e, using its
@@ -191,6 +199,7 @@ func (r *Renewer) Keep(h Hold) (stop func()) {
 		before:   time.Duration((1 - r.opts.Fraction) * float64(h.Lease)),
 		retry:    retry,
 		deadline: h.Deadline,
+		early:    min(MaxEarly, h.Lease/30),
 		index:    -1,
 	}
 	e.at = e.deadline.Add(-e.before)
@@ -289,7 +298,7 @@ func (r *Renewer) run() {
 		} else {
 			idleUntil = time.Time{}
 			n := len(r.ready)
-			for len(r.due) > 0 && !r.due[0].at.After(now) {
+			for len(r.due) > 0 && !r.due[0].at.After(now.Add(r.due[0].early)) {
 				r.ready = append(r.ready, heap.Pop(&r.due).(*entry))
 			}
 			// Enough workers for what became ready, within the limit; workers

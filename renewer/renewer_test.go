@@ -288,6 +288,39 @@ func TestBatchesHoldsDueInTheSameTick(t *testing.T) {
 		assert.EqualValues(t, 1, s.calls.Load())
 	})
 
+	t.Run("due a little later joins the batch", func(t *testing.T) {
+		clk := fakeclock.New(t0)
+		s := newStore()
+		r := newRenewer(t, batchStore{s}, renewer.Options{Clock: clk})
+		// Leases of 30s taken 0, 40 and 90 ms apart join the first renewal
+		// (due within renewer.MaxEarly); one taken 150 ms later does not.
+		for i, off := range []time.Duration{0, 40 * time.Millisecond, 90 * time.Millisecond, 150 * time.Millisecond} {
+			h, _ := newHold(fmt.Sprint("lock-", i), 30*time.Second, t0.Add(30*time.Second+off))
+			r.Keep(h)
+		}
+		waitTimer(t, clk, t0.Add(10*time.Second))
+		clk.Advance(10 * time.Second)
+		q := next(t, s)
+		assert.ElementsMatch(t, []string{"lock-0", "lock-1", "lock-2"}, q.names())
+		q.answerAll(true, nil)
+		waitTimer(t, clk, t0.Add(10*time.Second+150*time.Millisecond))
+		clk.Advance(150 * time.Millisecond)
+		q = next(t, s)
+		assert.Equal(t, []string{"lock-3"}, q.names())
+		q.answerAll(true, nil)
+		// A short lease is renewed at most Lease/30 early: 1ms for 30ms.
+		h, _ := newHold("short", 30*time.Millisecond, clk.Now().Add(30*time.Millisecond))
+		r.Keep(h)
+		h2, _ := newHold("short-later", 30*time.Millisecond, clk.Now().Add(32*time.Millisecond))
+		r.Keep(h2)
+		due := clk.Now().Add(10 * time.Millisecond)
+		waitTimer(t, clk, due)
+		clk.Advance(10 * time.Millisecond)
+		q = next(t, s)
+		assert.Equal(t, []string{"short"}, q.names())
+		q.answerAll(true, nil)
+	})
+
 	t.Run("MaxBatch", func(t *testing.T) {
 		clk := fakeclock.New(t0)
 		s := newStore()
