@@ -33,7 +33,9 @@ type AcquireResult struct {
 	Count int
 	// TTL is, when not Acquired, the remaining lease of the current holder,
 	// or a negative value when the lock is free (fair mode: free, but
-	// another waiter is ahead) or the remaining lease is unknown.
+	// another waiter is ahead) or the remaining lease is unknown. A fair
+	// store may leave it unknown for a waiter behind the head of the queue,
+	// which is not next when the lease runs out.
 	TTL time.Duration
 	// Position is, in fair mode when not Acquired, the 0-based place of the
 	// ticket in the queue; -1 when not queued.

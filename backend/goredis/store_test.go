@@ -209,7 +209,11 @@ func TestFairQueueOrderPositionAndHeadOnly(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, res.Acquired)
 		assert.Equal(t, []int{0, 1, 0}[i], res.Position, "attempt %d", i)
-		assert.Positive(t, res.TTL)
+		if res.Position == 0 {
+			assert.Positive(t, res.TTL, "the head learns the holder's lease")
+		} else {
+			assert.Negative(t, res.TTL, "a waiter behind the head is not told the lease")
+		}
 	}
 	st, err := s.Inspect(ctx, "q")
 	require.NoError(t, err)

@@ -22,8 +22,9 @@
 --         "-" = none, the grant goes to KEYS[4]
 -- Reply: {1, fence, count}     acquired, re-entered or claimed (fence kept, count after)
 --        {0, pttl, position}   not acquired: holder's remaining lease in ms (-2 when the lock is
---                              free but another waiter is at the head), 0-based queue position
---                              (-1 when not queued)
+--                              free but another waiter is at the head, -1 when not looked up:
+--                              for a waiter behind the head), 0-based queue position (-1 when
+--                              not queued)
 --
 -- Redis runs scripts on its single thread, so every call here delays every other client. The
 -- uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET. Waiters whose heartbeat lapsed
@@ -114,14 +115,14 @@ if fair and ttl > 0 then
   -- grant to a waiter that died runs out as soon as its place would have.
   redis.call('HSET', KEYS[5], ARGV[2],
     (now_ms + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[6] .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
-  -- The queue keys vanish on their own a second after the last heartbeat
-  -- lapsed: their TTL never drops below that of any waiter.
+  -- The queue keys vanish on their own within 2 * (TTL + 1s) after the last
+  -- heartbeat: when less than TTL + 1s is left, a heartbeat sets twice that,
+  -- so most heartbeats only look. Queue and records are written, removed
+  -- and given their TTL together, so the queue's TTL stands for both.
   local keep = ttl + 1000
   if redis.call('PTTL', KEYS[3]) < keep then
-    redis.call('PEXPIRE', KEYS[3], keep)
-  end
-  if redis.call('PTTL', KEYS[5]) < keep then
-    redis.call('PEXPIRE', KEYS[5], keep)
+    redis.call('PEXPIRE', KEYS[3], 2 * keep)
+    redis.call('PEXPIRE', KEYS[5], 2 * keep)
   end
   pos = redis.call('ZRANK', KEYS[3], ARGV[2])
   if not v and head then
@@ -131,5 +132,9 @@ if fair and ttl > 0 then
 end
 if not v then
   return {0, -2, pos}
+end
+if pos > 0 then
+  -- Only the head is next when the holder's lease runs out.
+  return {0, -1, pos}
 end
 return {0, redis.call('PTTL', KEYS[1]), pos}
