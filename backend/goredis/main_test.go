@@ -3,8 +3,6 @@ package goredis
 import (
 	"context"
 	"slices"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/storetest"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -51,20 +50,6 @@ func req(name, owner string, lease time.Duration) locker.AcquireRequest {
 	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: lease}
 }
 
-// keys lists every key of srv but the fence records.
-func keys(t *testing.T, c *redis.Client) []string {
-	t.Helper()
-	var out []string
-	iter := c.Scan(ctxT(t), 0, "*", 100).Iterator()
-	for iter.Next(ctxT(t)) {
-		if k := iter.Val(); !strings.HasSuffix(k, ":fence") {
-			out = append(out, k)
-		}
-	}
-	require.NoError(t, iter.Err())
-	return out
-}
-
 // woken waits for a wake-up of sub.
 func woken(t *testing.T, sub locker.Subscription, what string) {
 	t.Helper()
@@ -75,23 +60,9 @@ func woken(t *testing.T, sub locker.Subscription, what string) {
 	}
 }
 
-// notWoken asserts that sub has no wake-up pending. It is called after an
-// event that follows the message in question on the same connection, so
-// the message would have arrived by then.
-func notWoken(t *testing.T, sub locker.Subscription, what string) {
-	t.Helper()
-	select {
-	case <-sub.Wake():
-		t.Fatalf("unexpected wake-up: %s", what)
-	default:
-	}
-}
-
-// counter counts the commands and pipelines sent through a client, apart
-// from the handshake of each new connection.
-type counter struct {
-	cmds, pipelines atomic.Int64
-}
+// counter is a hook that counts the commands and pipelines sent through a
+// client, apart from the handshake of each new connection.
+type counter struct{ n *storetest.Requests }
 
 func handshake(cmd redis.Cmder) bool {
 	switch cmd.Name() {
@@ -101,38 +72,22 @@ func handshake(cmd redis.Cmder) bool {
 	return false
 }
 
-func (c *counter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c counter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (c *counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (c counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		if !handshake(cmd) {
-			c.cmds.Add(1)
+			c.n.Single.Add(1)
 		}
 		return next(ctx, cmd)
 	}
 }
 
-func (c *counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (c counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if !slices.ContainsFunc(cmds, handshake) {
-			c.pipelines.Add(1)
+			c.n.Batches.Add(1)
 		}
 		return next(ctx, cmds)
 	}
-}
-
-func (c *counter) reset() { c.cmds.Store(0); c.pipelines.Store(0) }
-
-// probe publishes a message on name's channel and waits until the Store
-// delivered it: every message published on that channel before has been
-// delivered too (one connection delivers in order).
-func probe(t *testing.T, s *Store, name string) {
-	t.Helper()
-	ctx := ctxT(t)
-	ticket := fairqueue.NewTicket()
-	sub, err := s.Subscribe(ctx, name, ticket)
-	require.NoError(t, err)
-	defer sub.Close()
-	require.NoError(t, s.client.Do(ctx, s.publish, s.layout.Channel(name), ticket).Err())
-	woken(t, sub, "the probe message")
 }

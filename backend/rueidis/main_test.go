@@ -3,9 +3,6 @@ package rueidisbackend
 import (
 	"context"
 	"net"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +12,7 @@ import (
 
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/storetest"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -56,24 +54,22 @@ func newStore(t testing.TB, srv *redistest.Server, opts Options) (*Store, *count
 	return s, c
 }
 
-// counting is a client that counts its round trips: each Do and each
-// DoMulti is one.
+// counting is a client that counts its round trips: each Do (Single) and
+// each DoMulti (Batches) is one.
 type counting struct {
 	rueidis.Client
-	do, multi atomic.Int64
+	n storetest.Requests
 }
 
 func (c *counting) Do(ctx context.Context, cmd rueidis.Completed) rueidis.RedisResult {
-	c.do.Add(1)
+	c.n.Single.Add(1)
 	return c.Client.Do(ctx, cmd)
 }
 
 func (c *counting) DoMulti(ctx context.Context, cmds ...rueidis.Completed) []rueidis.RedisResult {
-	c.multi.Add(1)
+	c.n.Batches.Add(1)
 	return c.Client.DoMulti(ctx, cmds...)
 }
-
-func (c *counting) reset() { c.do.Store(0); c.multi.Store(0) }
 
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), patience)
@@ -91,50 +87,6 @@ func do(t testing.TB, c rueidis.Client, build func(rueidis.Builder) rueidis.Comp
 	return c.Do(ctxT(t), build(c.B()))
 }
 
-// keys lists every key of c's server but the fence records.
-func keys(t testing.TB, c rueidis.Client) []string {
-	t.Helper()
-	var out []string
-	var cursor uint64
-	for {
-		e, err := do(t, c, func(b rueidis.Builder) rueidis.Completed {
-			return b.Scan().Cursor(cursor).Count(100).Build()
-		}).AsScanEntry()
-		require.NoError(t, err)
-		for _, k := range e.Elements {
-			if !strings.HasSuffix(k, ":fence") {
-				out = append(out, k)
-			}
-		}
-		if cursor = e.Cursor; cursor == 0 {
-			return out
-		}
-	}
-}
-
-// scriptCalls returns the number of EVALSHA and EVAL commands c's server
-// ran, from INFO commandstats (which also counts the commands scripts
-// call, so the other counters do not tell round trips).
-func scriptCalls(t testing.TB, c rueidis.Client) int64 {
-	t.Helper()
-	info, err := do(t, c, func(b rueidis.Builder) rueidis.Completed {
-		return b.Info().Section("commandstats").Build()
-	}).ToString()
-	require.NoError(t, err)
-	var n int64
-	for _, line := range strings.Split(info, "\n") {
-		name, stats, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if name != "cmdstat_evalsha" && name != "cmdstat_eval" {
-			continue
-		}
-		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
-		v, err := strconv.ParseInt(calls, 10, 64)
-		require.NoError(t, err, line)
-		n += v
-	}
-	return n
-}
-
 // woken waits for a wake-up of sub.
 func woken(t testing.TB, sub locker.Subscription, what string) {
 	t.Helper()
@@ -143,32 +95,6 @@ func woken(t testing.TB, sub locker.Subscription, what string) {
 	case <-time.After(patience):
 		t.Fatalf("timed out waiting for %s", what)
 	}
-}
-
-// notWoken asserts that sub has no wake-up pending. It is called after an
-// event that follows the message in question on the same connection, so
-// the message would have arrived by then.
-func notWoken(t testing.TB, sub locker.Subscription, what string) {
-	t.Helper()
-	select {
-	case <-sub.Wake():
-		t.Fatalf("unexpected wake-up: %s", what)
-	default:
-	}
-}
-
-// probe publishes a message on name's channel and waits until the Store
-// delivered it: every message published before has been delivered too (one
-// connection delivers in order).
-func probe(t testing.TB, s *Store, name string) {
-	t.Helper()
-	ctx := ctxT(t)
-	ticket := fairqueue.NewTicket()
-	sub, err := s.Subscribe(ctx, name, ticket)
-	require.NoError(t, err)
-	defer sub.Close()
-	require.NoError(t, publish(t, s.client, s, name, ticket))
-	woken(t, sub, "the probe message")
 }
 
 // publish sends message on name's channel through c, the way the scripts
