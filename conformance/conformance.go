@@ -36,7 +36,9 @@ type Client struct {
 	Backend locker.Backend
 	// Kill cuts the client off the store at once, as if its process died:
 	// every later call of this client fails and its subscriptions stop.
-	// Optional: enables the dead-waiter test.
+	// Cut the calls off first: stopping subscriptions usually wakes their
+	// waiters, and a call one of them makes before the connection closes
+	// would still reach the store. Optional: enables the dead-waiter test.
 	Kill func()
 }
 

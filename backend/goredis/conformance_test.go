@@ -38,9 +38,11 @@ func runConformance(t *testing.T, admin redis.UniversalClient, newClient func() 
 			if err != nil {
 				t.Fatalf("goredis.New: %v", err)
 			}
+			// The client first, so that every later call fails: closing the
+			// Store wakes its waiters, whose next call must not get through.
 			kill := func() {
-				_ = s.Close()
 				_ = c.Close()
+				_ = s.Close()
 			}
 			t.Cleanup(kill)
 			return conformance.Client{Backend: s, Kill: kill}

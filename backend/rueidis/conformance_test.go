@@ -44,9 +44,11 @@ func runConformance(t *testing.T, addrs ...string) {
 			if err != nil {
 				t.Fatalf("rueidisbackend.New: %v", err)
 			}
+			// The client first, so that every later call fails: closing the
+			// Store wakes its waiters, whose next call must not get through.
 			kill := func() {
-				_ = s.Close()
 				c.Close()
+				_ = s.Close()
 			}
 			t.Cleanup(kill)
 			return conformance.Client{Backend: s, Kill: kill}
