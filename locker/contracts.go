@@ -28,6 +28,16 @@ type AcquireResult struct {
 	// Fence is the fencing token of the holding, set when Acquired. A fresh
 	// acquisition of a name gets a token greater than any earlier token of
 	// that name; a re-entry keeps the token.
+	//
+	// When not Acquired, Fence is the newest token the store had issued for
+	// the name when it answered: the holder's, or, when the lock is free,
+	// the last one issued (a store may report a larger store-wide value;
+	// 0 only when it never issued one). It must not be lower than the
+	// token of any grant (see [Granter]) the store made before it answered:
+	// the facade ignores a grant whose token is not newer than a "not
+	// acquired" answer, because the store has said since that the ticket
+	// does not hold the lock (the grant lapsed, for example while the
+	// waiter's process was stopped).
 	Fence int64
 	// Count is the hold count after the attempt, set when Acquired.
 	Count int
@@ -44,6 +54,10 @@ type AcquireResult struct {
 
 // Backend holds the lock state of a store and changes it atomically, one
 // round trip per call. It is the one interface every driver implements.
+//
+// A call that changed the store reports success: a store must not fail a
+// call after it applied a change (for example when only the wake-up it
+// publishes afterwards is refused); waiters re-check on their own anyway.
 //
 // All methods are safe for concurrent use. They do not retry: a failed
 // call returns its error and the facade decides. On ctx cancellation a
@@ -157,8 +171,11 @@ type State struct {
 // Granter is an optional capability of a [Subscription] from a store that
 // hands a released lock straight to the head of the fair queue, saving the
 // waiter a round trip. When the store granted the lock to the
-// subscription's ticket and said so, Granted returns the grant's fencing
-// token and true (and the Wake channel was signalled). The grant holds the
+// subscription's ticket and said so, Granted returns the fencing token of
+// the latest such grant and true (and the Wake channel was signalled); it
+// keeps returning it, so a grant message may be seen more than once, and
+// late: the facade takes a grant only when its token is newer than every
+// "not acquired" answer since (see [AcquireResult].Fence). The grant holds the
 // lock for the waiter with hold count 1, its ticket as the latest
 // acquisition, and a lease of min(lease, waiterTTL) from the moment of the
 // release. A waiter that does not take a grant (it gave up) must undo it

@@ -38,6 +38,13 @@ var (
 
 	// ErrClosed: the Locker was closed.
 	ErrClosed = errors.New("locker closed")
+
+	// ErrFence: the store cannot issue a fencing token greater than the
+	// last one of the name, because its record of the last token is not a
+	// number or has reached the end of the int64 range. Nothing was
+	// acquired. It comes wrapped in [ErrBackend]; an operator must repair
+	// or delete the record (see the README's key layout).
+	ErrFence = errors.New("fencing token out of range")
 )
 
 // ArgumentError describes bad input. errors.Is(err, ErrInvalidArgument)

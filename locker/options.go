@@ -44,6 +44,13 @@ const (
 	MaxOwnerLen = 256
 	// MinLease is the shortest lease.
 	MinLease = time.Millisecond
+	// MaxLease is the longest lease, and the longest duration of every
+	// [Options] field. It keeps every deadline and every millisecond count
+	// the store sees far inside the int64 range.
+	MaxLease = 365 * 24 * time.Hour
+	// MaxWait is the longest finite wait of Lock and LockWithRenewal;
+	// longer waits are rejected, except WaitForever.
+	MaxWait = 365 * 24 * time.Hour
 	// WaitForever makes Lock and LockWithRenewal wait until ctx is done.
 	WaitForever time.Duration = 1<<63 - 1
 )

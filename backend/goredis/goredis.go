@@ -42,6 +42,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -172,7 +173,7 @@ func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireReques
 // nothing changed, when owner does not hold the lock. The last release
 // publishes the wake-up. One round trip, cancellation as Acquire.
 func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
-	n, err := s.run(ctx, releaseScript, name, rediscore.ReleaseArgs(owner, ticket, s.publish)).Int64()
+	n, err := s.run(ctx, releaseScript, name, rediscore.ReleaseArgs(owner, ticket, s.publish, s.fenceRetention)).Int64()
 	if err != nil {
 		return false, 0, wrap(ctx, "release", err)
 	}
@@ -214,9 +215,16 @@ func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) 
 	owner, ok := reply[0].(string)
 	var n [4]int64
 	for i := range n {
-		v, isInt := reply[i+1].(int64)
-		ok = ok && isInt
-		n[i] = v
+		var err error
+		switch v := reply[i+1].(type) {
+		case int64:
+			n[i] = v
+		case string: // the fence, exact as a bulk string
+			n[i], err = strconv.ParseInt(v, 10, 64)
+		default:
+			ok = false
+		}
+		ok = ok && err == nil
 	}
 	if !ok {
 		return locker.State{}, fmt.Errorf("goredis: inspect: unexpected reply %v", reply)

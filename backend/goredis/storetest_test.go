@@ -3,6 +3,10 @@ package goredis
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
@@ -12,7 +16,12 @@ import (
 func TestStore(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T, srv *redistest.Server, opts storetest.Options) storetest.Fixture {
-			s, c := newStore(t, srv, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
+			c := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second, ContextTimeoutEnabled: true,
+				Username: opts.Username, Password: opts.Password})
+			t.Cleanup(func() { _ = c.Close() })
+			s, err := New(c, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			n := &storetest.Requests{}
 			c.AddHook(counter{n})
 			return storetest.Fixture{Store: s, Layout: s.layout, Publish: s.publish, Requests: n}

@@ -53,6 +53,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -330,11 +331,18 @@ func (s *Store) publish(name, msg string) {
 	}
 }
 
-// fence issues the next fencing token. Called with s.mu held.
-func (s *Store) fence(now time.Time) int64 {
+// fence issues the next fencing token; ok is false, and nothing changes,
+// when the counter is at the end of the int64 range. Called with s.mu held.
+func (s *Store) fence(now time.Time) (f int64, ok bool) {
+	if s.lastFence == math.MaxInt64 {
+		return 0, false
+	}
 	s.lastFence = max(s.lastFence+1, now.UnixMicro())
-	return s.lastFence
+	return s.lastFence, true
 }
+
+// errFence is what an acquisition gets when no fencing token can be issued.
+var errFence = fmt.Errorf("memory: %w: the store-wide counter is at 2^63-1", locker.ErrFence)
 
 func (r *record) expire(now time.Time) {
 	if r.count > 0 && now.After(r.expiry) {
@@ -455,7 +463,11 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 		head, queued = r.room.Head()
 	}
 	if r.count == 0 && (!queued || head == req.Ticket) {
-		r.owner, r.count, r.fence, r.lastTicket = req.Owner, 1, s.fence(now), req.Ticket
+		f, ok := s.fence(now)
+		if !ok {
+			return locker.AcquireResult{}, errFence
+		}
+		r.owner, r.count, r.fence, r.lastTicket = req.Owner, 1, f, req.Ticket
 		r.expiry = now.Add(req.Lease)
 		if queued {
 			r.leave(req.Ticket)
@@ -463,9 +475,10 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: 1, Position: -1}, nil
 	}
 
-	res := locker.AcquireResult{TTL: -1, Position: -1}
+	// Not acquired: the newest fence issued, which no earlier grant exceeds.
+	res := locker.AcquireResult{TTL: -1, Position: -1, Fence: s.lastFence}
 	if r.count > 0 {
-		res.TTL = r.expiry.Sub(now)
+		res.TTL, res.Fence = r.expiry.Sub(now), r.fence
 	}
 	if fair && waiterTTL > 0 {
 		deadline := now.Add(waiterTTL)
@@ -515,9 +528,14 @@ func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held 
 		r.evict(now)
 		if head, ok := r.room.Head(); ok {
 			msg = head
-			if g, ok := r.grants[head]; ok {
+			g, ok := r.grants[head]
+			var f int64
+			if ok {
+				f, ok = s.fence(now) // no token left: free the lock instead, the head's attempt reports it
+			}
+			if ok {
 				// Hand over: the head holds the lock now.
-				r.owner, r.count, r.fence, r.lastTicket = g.owner, 1, s.fence(now), head
+				r.owner, r.count, r.fence, r.lastTicket = g.owner, 1, f, head
 				r.expiry = now.Add(g.lease)
 				r.leave(head)
 				msg = head + " " + strconv.FormatInt(r.fence, 10)

@@ -151,7 +151,7 @@ func TestReentryCountsOncePerTicket(t *testing.T) {
 		"a re-entry counts up and keeps the fence")
 
 	other := acquire(t, s, req("b", "t3", time.Second))
-	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1}, other)
+	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1, Fence: first.Fence}, other, "not acquired: the holder's fence")
 
 	held, n := release(t, s, "a", "")
 	assert.True(t, held)
@@ -248,8 +248,8 @@ func TestFairHeadOnlyTake(t *testing.T) {
 	subB, subC, subD := subscribe(t, s, "tb"), subscribe(t, s, "tc"), subscribe(t, s, "td")
 
 	clk.Advance(100 * time.Millisecond)
-	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 0}, acquireFair(t, s, req("b", "tb", time.Second), ttl))
-	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 1}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
+	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 0, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), ttl))
+	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 1, Fence: s.lastFence}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
 	assert.Equal(t, 2, inspect(t, s).Waiters)
 
 	// A's lease lapses: the lock is free, B is the head, and nobody is told.
@@ -259,7 +259,7 @@ func TestFairHeadOnlyTake(t *testing.T) {
 	}
 
 	// C tries while the lock is free but B is the head: no, and B is reminded.
-	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
+	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1, Fence: s.lastFence}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
 	assert.True(t, woken(subB), "a free lock with another head wakes the head")
 	_, ok := grantOf(t, subB)
 	assert.False(t, ok, "a reminder grants nothing")
@@ -302,7 +302,7 @@ func TestBargingIgnoresQueue(t *testing.T) {
 func TestFairSingleAttemptDoesNotJoin(t *testing.T) {
 	s, clk := newStore()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
-	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1}, acquireFair(t, s, req("b", "tb", time.Second), 0))
+	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), 0))
 	assert.Zero(t, inspect(t, s).Waiters, "a zero waiter TTL does not join")
 	assert.Empty(t, grantTickets(s), "nor records a grant")
 	held, _ := release(t, s, "a", "")
@@ -313,7 +313,7 @@ func TestFairSingleAttemptDoesNotJoin(t *testing.T) {
 	require.False(t, acquireFair(t, s, req("c", "tc", time.Second), ttl).Acquired)
 	clk.Advance(time.Second + time.Nanosecond) // A's lease lapses: free, C at the head
 	subC := subscribe(t, s, "tc")
-	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: -1}, acquireFair(t, s, req("b", "tb", time.Second), 0),
+	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: -1, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), 0),
 		"a single attempt honours the queue")
 	assert.False(t, woken(subC), "a single attempt wakes nobody")
 	assert.Equal(t, 1, inspect(t, s).Waiters)
@@ -362,7 +362,7 @@ func TestFairEvictsDeadHead(t *testing.T) {
 	// B dies. A's lease lapses; C waits behind B until B's heartbeat lapses.
 	clk.Advance(wt - time.Millisecond)
 	res := acquireFair(t, s, req("c", "tc", time.Second), time.Second)
-	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1}, res)
+	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1, Fence: s.lastFence}, res)
 	clk.Advance(time.Millisecond)
 	assert.True(t, acquireFair(t, s, req("c", "tc", time.Second), time.Second).Acquired)
 	assert.Zero(t, inspect(t, s).Waiters)
@@ -541,7 +541,7 @@ func TestGrantRunsOutWithoutClaim(t *testing.T) {
 
 	// B died before it heard of the grant: it runs out after B's waiter TTL.
 	clk.Advance(ttl)
-	assert.Equal(t, locker.AcquireResult{Position: 0}, acquireFair(t, s, req("c", "tc", time.Minute), time.Minute),
+	assert.Equal(t, locker.AcquireResult{Position: 0, Fence: inspect(t, s).Fence}, acquireFair(t, s, req("c", "tc", time.Minute), time.Minute),
 		"the grant is alive at its expiry instant")
 	clk.Advance(time.Nanosecond)
 	res := acquireFair(t, s, req("c", "tc", time.Minute), time.Minute)

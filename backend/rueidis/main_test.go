@@ -32,7 +32,16 @@ const patience = 10 * time.Second
 // newClient returns a client of srv, closed when the test ends.
 func newClient(t testing.TB, srv *redistest.Server) rueidis.Client {
 	t.Helper()
+	return newAuthClient(t, srv, "", "")
+}
+
+// newAuthClient returns a client of srv authenticated as user (the default
+// user when empty), closed when the test ends.
+func newAuthClient(t testing.TB, srv *redistest.Server, user, password string) rueidis.Client {
+	t.Helper()
 	c, err := rueidis.NewClient(rueidis.ClientOption{
+		Username:          user,
+		Password:          password,
 		InitAddress:       []string{srv.Addr},
 		ForceSingleClient: true,
 		DisableCache:      true,

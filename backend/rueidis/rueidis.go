@@ -223,7 +223,7 @@ func settle(ctx context.Context) (context.Context, func()) {
 // nothing changed, when owner does not hold the lock. The last release
 // publishes the wake-up. One round trip, cancellation as Acquire.
 func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
-	n, err := s.run(ctx, releaseScript, name, rediscore.ReleaseArgs(owner, ticket, s.publish)).ToInt64()
+	n, err := s.run(ctx, releaseScript, name, rediscore.ReleaseArgs(owner, ticket, s.publish, s.fenceRetention)).ToInt64()
 	if err != nil {
 		return false, 0, wrap(ctx, "release", err)
 	}
@@ -266,7 +266,7 @@ func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) 
 	var n [4]int64
 	for i := range n {
 		if err == nil {
-			n[i], err = reply[i+1].ToInt64()
+			n[i], err = reply[i+1].AsInt64() // the fence comes as a bulk string
 		}
 	}
 	if err != nil {

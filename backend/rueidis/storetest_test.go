@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
 )
@@ -12,7 +14,10 @@ import (
 func TestStore(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T, srv *redistest.Server, opts storetest.Options) storetest.Fixture {
-			s, c := newStore(t, srv, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
+			c := &counting{Client: newAuthClient(t, srv, opts.Username, opts.Password)}
+			s, err := New(c, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			return storetest.Fixture{Store: s, Layout: s.layout, Publish: s.publish, Requests: &c.n}
 		},
 		Admin: func(t *testing.T, srv *redistest.Server) storetest.Do {

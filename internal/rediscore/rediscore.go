@@ -15,19 +15,34 @@ import (
 	"github.com/disgolock/disgo/locker"
 )
 
-// Script sources.
+// The embedded sources. lib.lua holds the helpers the scripts share; it
+// defines functions only and is prepended to every script that uses them.
 var (
+	//go:embed lua/lib.lua
+	libLua string
 	//go:embed lua/acquire.lua
-	AcquireLua string
+	acquireLua string
 	//go:embed lua/release.lua
-	ReleaseLua string
+	releaseLua string
 	//go:embed lua/extend.lua
-	ExtendLua string
+	extendLua string
 	//go:embed lua/leave.lua
-	LeaveLua string
+	leaveLua string
 	//go:embed lua/inspect.lua
-	InspectLua string
+	inspectLua string
 )
+
+// Script sources as the adapters load them. extend.lua, run for every
+// renewal, needs no helper and goes without lib.lua.
+var (
+	AcquireLua = withLib(acquireLua)
+	ReleaseLua = withLib(releaseLua)
+	ExtendLua  = extendLua
+	LeaveLua   = withLib(leaveLua)
+	InspectLua = withLib(inspectLua)
+)
+
+func withLib(src string) string { return libLua + "\n" + src }
 
 // DefaultPrefix is the key prefix when an adapter is given none.
 const DefaultPrefix = "disgo"
@@ -177,9 +192,17 @@ func (l Layout) NameOfChannel(ch string) (name string, ok bool) {
 }
 
 // Ms renders a duration as whole milliseconds, rounding up so that no
-// positive duration becomes zero.
+// positive duration becomes zero. It never overflows: a duration within a
+// millisecond of the int64 range renders as its largest whole number of
+// milliseconds, and a negative one as "0".
 func Ms(d time.Duration) string {
-	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if d <= 0 {
+		return "0"
+	}
+	ms := d / time.Millisecond
+	if d%time.Millisecond != 0 {
+		ms++
+	}
 	return strconv.FormatInt(int64(ms), 10)
 }
 
@@ -210,7 +233,9 @@ func AcquireArgs(req locker.AcquireRequest, fair bool, waiterTTL, fenceRetention
 }
 
 // ReleaseArgs returns ARGV of release.lua.
-func ReleaseArgs(owner, ticket, publish string) []string { return []string{owner, ticket, publish} }
+func ReleaseArgs(owner, ticket, publish string, fenceRetention time.Duration) []string {
+	return []string{owner, ticket, publish, Ms(fenceRetention)}
+}
 
 // ExtendArgs returns ARGV of extend.lua.
 func ExtendArgs(owner string, lease time.Duration) []string { return []string{owner, Ms(lease)} }
@@ -218,19 +243,35 @@ func ExtendArgs(owner string, lease time.Duration) []string { return []string{ow
 // LeaveArgs returns ARGV of leave.lua.
 func LeaveArgs(ticket, publish string) []string { return []string{ticket, publish} }
 
-// ParseAcquire decodes the reply of acquire.lua.
+// ErrFenceRecord is the error of an acquisition when the store's fence
+// record of the name holds no token below 2^63-1. It matches
+// locker.ErrFence.
+var ErrFenceRecord = fmt.Errorf("rediscore: %w: the fence record of the name is not a number below 2^63-1", locker.ErrFence)
+
+// ParseAcquire decodes the reply of acquire.lua, its elements as integers
+// (the fencing token comes as a bulk string, which both clients parse as
+// an int64 exactly). It fails for a reply of another shape and with
+// ErrFenceRecord when the script could not issue a token.
 func ParseAcquire(r []int64) (locker.AcquireResult, error) {
-	if len(r) != 3 {
-		return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply has %d elements, want 3", len(r))
-	}
-	if r[0] == 1 {
+	switch {
+	case len(r) == 3 && r[0] == 1:
+		if r[1] <= 0 || r[2] <= 0 {
+			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", r)
+		}
 		return locker.AcquireResult{Acquired: true, Fence: r[1], Count: int(r[2]), Position: -1}, nil
+	case len(r) == 4 && r[0] == 0:
+		if r[3] < 0 || r[2] < -1 {
+			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", r)
+		}
+		ttl := time.Duration(-1)
+		if r[1] >= 0 && r[1] <= int64(locker.MaxLease/time.Millisecond) {
+			ttl = time.Duration(r[1]) * time.Millisecond
+		}
+		return locker.AcquireResult{TTL: ttl, Position: int(r[2]), Fence: r[3]}, nil
+	case len(r) == 3 && r[0] == -1:
+		return locker.AcquireResult{}, ErrFenceRecord
 	}
-	ttl := time.Duration(-1)
-	if r[1] >= 0 {
-		ttl = time.Duration(r[1]) * time.Millisecond
-	}
-	return locker.AcquireResult{TTL: ttl, Position: int(r[2])}, nil
+	return locker.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", r)
 }
 
 // ParseWake splits a wake-up message: "<ticket>" (a wake-up), "<ticket>
@@ -257,13 +298,65 @@ func ParseRelease(r int64) (held bool, remaining int) {
 }
 
 // ParseInspect decodes the reply of inspect.lua, given as owner plus the
-// four integers.
+// four integers (the fence parsed from its bulk string).
 func ParseInspect(owner string, count, fence, pttl, waiters int64) locker.State {
 	s := locker.State{Owner: owner, Count: int(count), Fence: fence, Waiters: int(waiters)}
 	if pttl > 0 {
 		s.TTL = time.Duration(pttl) * time.Millisecond
 	}
 	return s
+}
+
+// Record is a lock string as acquire.lua writes it.
+type Record struct {
+	Count  int
+	Fence  int64
+	Ticket string
+	Owner  string
+}
+
+// ParseRecord decodes the value of a lock key, "<count> <fence> <ticket>
+// <owner>" (the owner last, as it may contain spaces). It fails for any
+// other value, for a count or fence that is not a positive decimal without
+// leading zeros, or for a fence above 2^63-1.
+func ParseRecord(v string) (Record, error) {
+	bad := func(why string) (Record, error) {
+		return Record{}, fmt.Errorf("rediscore: lock record %q: %s", v, why)
+	}
+	count, rest, ok := strings.Cut(v, " ")
+	if !ok {
+		return bad("too few fields")
+	}
+	fence, rest, ok := strings.Cut(rest, " ")
+	if !ok {
+		return bad("too few fields")
+	}
+	ticket, owner, ok := strings.Cut(rest, " ")
+	if !ok || ticket == "" || strings.ContainsAny(ticket, " \t\r\n\v\f") {
+		return bad("no ticket and owner")
+	}
+	n, err := positive(count)
+	if err != nil || n > 1<<31-1 {
+		return bad("bad hold count")
+	}
+	f, err := positive(fence)
+	if err != nil {
+		return bad("bad fence: " + err.Error())
+	}
+	return Record{Count: int(n), Fence: f, Ticket: ticket, Owner: owner}, nil
+}
+
+// positive parses a positive decimal int64 without sign or leading zeros.
+func positive(s string) (int64, error) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, fmt.Errorf("%q is not a positive decimal", s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, fmt.Errorf("%q is not a positive decimal", s)
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
 }
 
 // Settings are the adapter options both Redis adapters share, resolved.

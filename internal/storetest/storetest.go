@@ -6,6 +6,7 @@ package storetest
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,6 +36,9 @@ type Harness struct {
 type Options struct {
 	Prefix        string
 	ClassicPubSub bool
+	// Username and Password, when set, authenticate the store's client as
+	// that ACL user.
+	Username, Password string
 }
 
 // Store is what an adapter's Store implements.
@@ -84,7 +88,7 @@ func Run(t *testing.T, h Harness) {
 	if h.Open == nil || h.Admin == nil {
 		t.Fatal("storetest: Harness.Open and Harness.Admin are required")
 	}
-	for _, tc := range append(storeTests, notifyTests...) {
+	for _, tc := range slices.Concat(storeTests, notifyTests, safetyTests) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, h) })
 	}
 }

@@ -3,12 +3,12 @@
 -- KEYS[1] lock string    "<n> <fence> <ticket> <owner>": hold count, fencing token, ticket of the
 --                        latest acquisition, owner token (last, as it may contain spaces); the
 --                        key's TTL is the lease
--- KEYS[2] fence string   last fencing token issued for the name (kept FENCE_RETENTION after each issue)
+-- KEYS[2] fence string   last fencing token issued for the name (kept ARGV[6] ms after each issue)
 -- KEYS[3] queue zset     ticket -> arrival sequence (fair mode waiting room)
 -- KEYS[4] channel        shard channel of the name (declared as a key so that cluster routing sees it)
--- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <grant lease ms> <fence retention ms> <inbox>
---                        <owner>": when the waiter counts as dead (ms of server TIME), and what
---                        release.lua needs to hand the lock straight to it and tell it
+-- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <grant lease ms> <inbox> <owner>": when
+--                        the waiter counts as dead (ms of server TIME), and what release.lua needs
+--                        to hand the lock straight to it and tell it
 -- ARGV[1] owner token
 -- ARGV[2] ticket (unique per acquiring call, no spaces; repeated attempts with it do not count the
 --         hold twice, and an attempt by the ticket the lock was granted to claims the grant)
@@ -20,11 +20,18 @@
 -- ARGV[8] inbox of the waiter's process: its grant is published on KEYS[4] .. ":" .. inbox, a
 --         channel only that process subscribes, rather than to every process waiting on the name;
 --         "-" = none, the grant goes to KEYS[4]
--- Reply: {1, fence, count}     acquired, re-entered or claimed (fence kept, count after)
---        {0, pttl, position}   not acquired: holder's remaining lease in ms (-2 when the lock is
---                              free but another waiter is at the head, -1 when not looked up:
---                              for a waiter behind the head), 0-based queue position (-1 when
---                              not queued)
+-- Reply: {1, fence, count}            acquired, re-entered or claimed (fence kept, count after)
+--        {0, pttl, position, fence}   not acquired: holder's remaining lease in ms (-2 when the
+--                                     lock is free but another waiter is at the head, -1 when not
+--                                     looked up: for a waiter behind the head), 0-based queue
+--                                     position (-1 when not queued), and the newest fencing token
+--                                     issued for the name (the holder's, else the fence record's;
+--                                     0 when there is none): no grant made before this reply has a
+--                                     newer one
+--        {-1, 0, 0}                   no fencing token can be issued: the fence record holds no
+--                                     token below 2^63-1 (nothing acquired, the record unchanged)
+-- Fencing tokens are decimal strings in the script (exact to 63 bits); Redis sends them as bulk
+-- strings, which the adapters parse as int64.
 --
 -- Redis runs scripts on its single thread, so every call here delays every other client. The
 -- uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET. Waiters whose heartbeat lapsed
@@ -32,9 +39,10 @@
 local v = redis.call('GET', KEYS[1])
 local lease = tonumber(ARGV[3])
 local fair = ARGV[4] == '1'
+local n, f, r, o
 
 if v then
-  local n, f, r, o = string.match(v, '^(%d+) (%d+) (%S+) (.*)$')
+  n, f, r, o = parse_lock(v)
   if o == ARGV[1] then
     -- Re-entry: count once per ticket, never shorten the lease.
     n = tonumber(n)
@@ -48,22 +56,21 @@ if v then
     if fair and redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then
       redis.call('HDEL', KEYS[5], ARGV[2])
     end
-    return {1, tonumber(f), n}
+    return {1, f, n}
   end
 end
 
 local t = false
-local now_ms = 0
 local head = false
 if fair and not v then
   -- Free: it is the turn of the head of the queue, unless its heartbeat lapsed.
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
   if head and head ~= ARGV[2] then
     t = redis.call('TIME')
-    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local now = now_ms(t)
     for _ = 1, 64 do
-      local rec = redis.call('HGET', KEYS[5], head)
-      if rec and tonumber(string.match(rec, '^%d+')) > now_ms then
+      local deadline = parse_waiter(redis.call('HGET', KEYS[5], head))
+      if deadline and tonumber(deadline) > now then
         break
       end
       redis.call('ZREM', KEYS[3], head)
@@ -77,34 +84,25 @@ if fair and not v then
 end
 
 if not v and (head == false or head == ARGV[2]) then
-  -- Free, and it is our turn: take it with a fresh fencing token that is
-  -- greater than the stored last token and not below the server clock in
-  -- microseconds (which keeps it increasing if the fence key was evicted).
-  -- The clock is written first; the rare clash with the last token is fixed
-  -- by a second write.
+  -- Free, and it is our turn: take it with a fresh fencing token.
   t = t or redis.call('TIME')
-  local fs = t[1] .. string.sub('00000' .. t[2], -6)
-  local last = redis.call('SET', KEYS[2], fs, 'PX', ARGV[6], 'GET')
-  if last and tonumber(last) >= tonumber(fs) then
-    fs = string.format('%.0f', tonumber(last) + 1)
-    redis.call('SET', KEYS[2], fs, 'PX', ARGV[6])
+  local fs = issue_fence(KEYS[2], ARGV[6], t)
+  if not fs then
+    return {-1, 0, 0}
   end
   redis.call('SET', KEYS[1], '1 ' .. fs .. ' ' .. ARGV[2] .. ' ' .. ARGV[1], 'PX', lease)
   if head then
     redis.call('ZREM', KEYS[3], ARGV[2])
     redis.call('HDEL', KEYS[5], ARGV[2])
   end
-  return {1, tonumber(fs), 1}
+  return {1, fs, 1}
 end
 
 local pos = -1
 local ttl = tonumber(ARGV[5])
 if fair and ttl > 0 then
   -- Join the queue at the tail, or keep the place; either way renew the heartbeat.
-  if not t then
-    t = redis.call('TIME')
-    now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
+  t = t or redis.call('TIME')
   if redis.call('ZSCORE', KEYS[3], ARGV[2]) == false then
     local tail = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
     local seq = 1
@@ -114,7 +112,7 @@ if fair and ttl > 0 then
   -- A grant lasts no longer than the waiter's heartbeat TTL, so that a
   -- grant to a waiter that died runs out as soon as its place would have.
   redis.call('HSET', KEYS[5], ARGV[2],
-    (now_ms + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[6] .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
+    (now_ms(t) + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
   -- The queue keys vanish on their own within 2 * (TTL + 1s) after the last
   -- heartbeat: when less than TTL + 1s is left, a heartbeat sets twice that,
   -- so most heartbeats only look. Queue and records are written, removed
@@ -127,14 +125,14 @@ if fair and ttl > 0 then
   pos = redis.call('ZRANK', KEYS[3], ARGV[2])
   if not v and head then
     -- Free, but a live waiter is ahead: make sure it knows.
-    redis.call(ARGV[7], KEYS[4], head)
+    publish(ARGV[7], KEYS[4], head)
   end
 end
 if not v then
-  return {0, -2, pos}
+  return {0, -2, pos, read_fence(KEYS[2])}
 end
 if pos > 0 then
   -- Only the head is next when the holder's lease runs out.
-  return {0, -1, pos}
+  return {0, -1, pos, f or '0'}
 end
-return {0, redis.call('PTTL', KEYS[1]), pos}
+return {0, redis.call('PTTL', KEYS[1]), pos, f or '0'}

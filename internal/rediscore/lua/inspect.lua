@@ -2,10 +2,14 @@
 --
 -- KEYS[1] lock string, KEYS[2] fence string, KEYS[3] queue zset (see acquire.lua)
 -- ARGV: none
--- Reply: {owner or "", count, fence, pttl ms (-2 when free), queued tickets}
+-- Reply: {owner or "", count, fence (a decimal string, "0" when free), pttl ms (-2 when free),
+--        queued tickets}
 local v = redis.call('GET', KEYS[1])
 local n, f, o = '0', '0', ''
 if v then
-  n, f, o = string.match(v, '^(%d+) (%d+) %S+ (.*)$')
+  local pn, pf, _, po = parse_lock(v)
+  if pn then
+    n, f, o = pn, pf, po
+  end
 end
-return {o, tonumber(n), tonumber(f), redis.call('PTTL', KEYS[1]), redis.call('ZCARD', KEYS[3])}
+return {o, tonumber(n), f, redis.call('PTTL', KEYS[1]), redis.call('ZCARD', KEYS[3])}

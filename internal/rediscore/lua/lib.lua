@@ -1,0 +1,104 @@
+-- lib: helpers shared by the scripts, prepended to each of them when they load (see
+-- rediscore.go). It defines functions only; it touches no key. Lua numbers are doubles, so
+-- fencing tokens, which may use all 63 bits, are handled as decimal strings, exactly.
+
+-- The largest fencing token: 2^63-1.
+local FENCE_MAX = '9223372036854775807'
+
+-- now_ms: the time of a TIME reply t in whole milliseconds (exact in a double).
+local function now_ms(t)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- fence_ok: s is a fencing token as the scripts write them: a decimal integer without sign or
+-- leading zeros, at most FENCE_MAX.
+local function fence_ok(s)
+  if type(s) ~= 'string' then
+    return false
+  end
+  if s == '0' then
+    return true
+  end
+  if not string.match(s, '^[1-9]%d*$') then
+    return false
+  end
+  return #s < 19 or (#s == 19 and s <= FENCE_MAX)
+end
+
+-- fence_less: a < b, for tokens that fence_ok accepts.
+local function fence_less(a, b)
+  if #a ~= #b then
+    return #a < #b
+  end
+  return a < b
+end
+
+-- fence_next: s + 1 as a decimal string, for a token below FENCE_MAX.
+local function fence_next(s)
+  local i = #s
+  while i > 0 and string.byte(s, i) == 57 do -- '9'
+    i = i - 1
+  end
+  if i == 0 then
+    return '1' .. string.rep('0', #s)
+  end
+  return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
+end
+
+-- issue_fence: issue the next fencing token of a name: max(last + 1, server TIME in µs), where
+-- last is the token in the fence record key (kept retention ms after each issue), written back
+-- there. t is a TIME reply. It returns the token as a decimal string, or false, with the record
+-- as it was, when the record holds no token below FENCE_MAX (not a number, out of range, or not
+-- a string). The clock is written first and read back in the same call; the rare clash with the
+-- last token is fixed by a second write.
+local function issue_fence(key, retention, t)
+  local now = t[1] .. string.sub('00000' .. t[2], -6)
+  local last = redis.pcall('SET', key, now, 'PX', retention, 'GET')
+  if type(last) == 'table' then
+    return false -- an error reply (a key of another type): nothing was written
+  end
+  if not last then
+    return now
+  end
+  if not fence_ok(last) or last == FENCE_MAX then
+    redis.call('SET', key, last, 'PX', retention) -- put the record back as it was
+    return false
+  end
+  if fence_less(last, now) then
+    return now
+  end
+  local nf = fence_next(last)
+  redis.call('SET', key, nf, 'PX', retention)
+  return nf
+end
+
+-- read_fence: the token in the fence record key, or '0' when there is none or it is not one.
+local function read_fence(key)
+  local last = redis.pcall('GET', key)
+  if fence_ok(last) then
+    return last
+  end
+  return '0'
+end
+
+-- parse_lock: the fields of a lock string "<count> <fence> <ticket> <owner>"; nil when it is
+-- not one.
+local function parse_lock(v)
+  return string.match(v, '^(%d+) (%d+) (%S+) (.*)$')
+end
+
+-- parse_waiter: the fields of a waiter record "<heartbeat deadline ms> <grant lease ms> <inbox>
+-- <owner>"; nil when it is not one.
+local function parse_waiter(rec)
+  if not rec then
+    return nil
+  end
+  return string.match(rec, '^(%d+) (%d+) (%S+) (.*)$')
+end
+
+-- publish: PUBLISH or SPUBLISH (cmd) msg on channel. A refused publish (for example an ACL
+-- user without the channel) is ignored: the script has written its change already and must
+-- not fail after that, and waiters re-check on their own.
+local function publish(cmd, channel, msg)
+  redis.pcall(cmd, channel, msg)
+end
