@@ -3,6 +3,7 @@ package locker
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Sentinel errors. Match them with errors.Is; the facade wraps each exactly
@@ -36,7 +37,9 @@ var (
 	// for example fair mode without a [Queue].
 	ErrUnsupported = errors.New("unsupported by backend")
 
-	// ErrClosed: the Locker was closed.
+	// ErrClosed: the Locker was closed. Acquiring calls that were waiting
+	// when [Locker.Close] was called return it at once, and later ones
+	// fail with it.
 	ErrClosed = errors.New("locker closed")
 
 	// ErrFence: the store cannot issue a fencing token greater than the
@@ -70,11 +73,40 @@ type Error struct {
 	Err  error  // a sentinel of this package, possibly joined with a cause, or a context error
 }
 
+// Error returns the message on one line: "disgo: <op> "<name>": <cause>".
+// A cause whose own message spans lines is joined with "; ".
 func (e *Error) Error() string {
-	if e.Name == "" {
-		return "disgo: " + e.Op + ": " + e.Err.Error()
+	msg := "<nil>"
+	if e.Err != nil {
+		msg = oneLine(e.Err.Error())
 	}
-	return fmt.Sprintf("disgo: %s %q: %s", e.Op, e.Name, e.Err.Error())
+	if e.Name == "" {
+		return "disgo: " + e.Op + ": " + msg
+	}
+	return fmt.Sprintf("disgo: %s %q: %s", e.Op, e.Name, msg)
+}
+
+// oneLine joins the lines of a message with "; ".
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	var parts []string
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if p = strings.TrimSpace(p); p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// withCause returns sentinel with cause, on one line ("<sentinel>: <cause>"),
+// both matchable with errors.Is.
+func withCause(sentinel, cause error) error {
+	if cause == nil {
+		return sentinel
+	}
+	return fmt.Errorf("%w: %w", sentinel, cause)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -84,7 +116,7 @@ func backendError(cause error) error {
 	if cause == nil || errors.Is(cause, ErrBackend) {
 		return cause
 	}
-	return fmt.Errorf("%w: %w", ErrBackend, cause)
+	return withCause(ErrBackend, cause)
 }
 
 var errNotHeldByStore = errors.New("the store no longer names this owner")

@@ -43,24 +43,56 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
-// Key returns the key the lock was taken on.
-func (h *Lock[T]) Key() T { return h.key }
+// valid reports whether h is a handle an acquiring call returned: not nil
+// and not the zero Lock.
+func (h *Lock[T]) valid() bool { return h != nil && h.l != nil && h.h != nil }
 
-// Name returns the namespace-qualified lock name.
-func (h *Lock[T]) Name() string { return h.name }
+// Key returns the key the lock was taken on; the zero T for a nil or zero
+// handle.
+func (h *Lock[T]) Key() T {
+	if h == nil {
+		var zero T
+		return zero
+	}
+	return h.key
+}
 
-// Owner returns the owner token. Pass it to [WithOwner] to re-enter.
-func (h *Lock[T]) Owner() string { return h.owner }
+// Name returns the namespace-qualified lock name; "" for a nil handle.
+func (h *Lock[T]) Name() string {
+	if h == nil {
+		return ""
+	}
+	return h.name
+}
+
+// Owner returns the owner token. Pass it to [WithOwner] to re-enter. It is
+// "" for a nil handle.
+func (h *Lock[T]) Owner() string {
+	if h == nil {
+		return ""
+	}
+	return h.owner
+}
 
 // Fence returns the fencing token: greater than the token of every earlier
 // holding of this name, and the same for re-entries. Send it with every
-// write the lock protects and have the resource reject lower tokens.
-func (h *Lock[T]) Fence() int64 { return h.fence }
+// write the lock protects and have the resource reject lower tokens. It is
+// 0 for a nil handle.
+func (h *Lock[T]) Fence() int64 {
+	if h == nil {
+		return 0
+	}
+	return h.fence
+}
 
 // Deadline returns when the lease ends as far as this process knows: the
 // local monotonic time taken before the request that set the lease was
-// sent, plus the lease. Renewal moves it forward.
+// sent, plus the lease. Renewal moves it forward. It is the zero Time for
+// a nil or zero handle.
 func (h *Lock[T]) Deadline() time.Time {
+	if !h.valid() {
+		return time.Time{}
+	}
 	h.l.mu.Lock()
 	defer h.l.mu.Unlock()
 	return h.h.deadline
@@ -68,8 +100,11 @@ func (h *Lock[T]) Deadline() time.Time {
 
 // Done is closed when the handle stops holding the lock: on its release,
 // or when the lock is lost (lease lapsed, renewal failed, taken by
-// another). Err tells which.
+// another). Err tells which. A nil or zero handle's Done is closed.
 func (h *Lock[T]) Done() <-chan struct{} {
+	if !h.valid() {
+		return closedChan
+	}
 	if c, ok := h.st.done.Load().(chan struct{}); ok {
 		return c
 	}
@@ -87,27 +122,46 @@ func (h *Lock[T]) Done() <-chan struct{} {
 }
 
 // Err returns nil while the lock is held; after Done is closed it returns
-// an error matching [ErrReleased] or [ErrLost] (wrapping the cause).
+// an error matching [ErrReleased] or [ErrLost] (wrapping the cause). For a
+// nil or zero handle, which never held anything, it returns [ErrNotHeld].
 func (h *Lock[T]) Err() error {
+	if !h.valid() {
+		return ErrNotHeld
+	}
 	h.l.mu.Lock()
 	defer h.l.mu.Unlock()
 	return h.st.err
 }
 
-// Release undoes this handle's acquisition. When it is the owner's last
-// one through this Locker, renewal stops before the request is sent, so
-// that a failed release leaves a lease that ends on its own. It fails with
-// [ErrNotHeld] when the store says the owner no longer holds the lock (it
-// expired or was taken) or the handle was released already, and with
-// [ErrBackend] when the store failed. An already-done ctx fails with its
-// error and changes nothing.
+// Release undoes this handle's acquisition.
+//
+// When it is the owner's last handle through this Locker, renewal stops
+// before the store is asked, whatever the store then answers: a release
+// that fails leaves a lease that ends on its own, never one that is
+// renewed. The handle ends in every case ([Lock.Done] closes, [Lock.Err]
+// matches [ErrReleased]), and a second Release fails with [ErrNotHeld].
+//
+// The store call is bounded by ctx and Options.RequestTimeout. If ctx is
+// already done when Release is called, as in a deferred Release at the end
+// of a cancelled request, the call still goes out, detached from ctx's
+// cancellation (its values are kept) and bounded by RequestTimeout alone,
+// so that the lock is freed for the next waiter at once rather than when
+// its lease ends; the result then says what the store did, not that ctx
+// was done.
+//
+// It fails with [ErrNotHeld] when the store says the owner no longer holds
+// the lock (it expired or was taken), the handle was released already, or
+// the handle is nil or the zero Lock; with [ErrBackend] when the store
+// failed; and with ctx's error when ctx ended during the call (the release
+// may or may not have been applied). A nil ctx is an [*ArgumentError] and
+// changes nothing.
 func (h *Lock[T]) Release(ctx context.Context) error {
 	const op = "release"
+	if !h.valid() {
+		return &Error{Op: op, Name: h.Name(), Err: ErrNotHeld}
+	}
 	if ctx == nil {
 		return &Error{Op: op, Name: h.name, Err: argError("ctx", "nil")}
-	}
-	if err := ctx.Err(); err != nil {
-		return &Error{Op: op, Name: h.name, Err: err}
 	}
 	l := h.l
 	l.mu.Lock()
@@ -126,10 +180,21 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 		stop()
 	}
 
-	rctx, cancel := bounded(ctx, time.Now(), l.cfg.RequestTimeout)
+	detached := ctx.Err() != nil
+	var (
+		rctx   context.Context
+		cancel context.CancelFunc
+	)
+	if detached {
+		rctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), l.cfg.RequestTimeout)
+	} else {
+		rctx, cancel = bounded(ctx, time.Now(), l.cfg.RequestTimeout)
+	}
 	defer cancel()
 	held, _, err := l.backend.Release(rctx, h.name, h.owner, "")
 	switch {
+	case err != nil && detached:
+		return &Error{Op: op, Name: h.name, Err: backendError(err)}
 	case err != nil:
 		return &Error{Op: op, Name: h.name, Err: failure(ctx, err)}
 	case !held:
@@ -138,16 +203,22 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 	return nil
 }
 
-// Extend sets the remaining lease to lease (at least [MinLease]), for locks
-// taken with a fixed lease that need more time. It fails with [ErrNotHeld]
-// when the owner no longer holds the lock, which also ends the handle.
+// Extend sets the remaining lease to lease (from [MinLease] to [MaxLease]),
+// for locks taken with a fixed lease that need more time. It fails with
+// [ErrNotHeld] when the owner no longer holds the lock, which also ends the
+// handle, or when the handle was released, is nil or is the zero Lock. An
+// already-done ctx fails with its error and changes nothing.
 func (h *Lock[T]) Extend(ctx context.Context, lease time.Duration) error {
 	const op = "extend"
 	switch {
+	case !h.valid():
+		return &Error{Op: op, Name: h.Name(), Err: ErrNotHeld}
 	case ctx == nil:
 		return &Error{Op: op, Name: h.name, Err: argError("ctx", "nil")}
 	case lease < MinLease:
 		return &Error{Op: op, Name: h.name, Err: argError("lease", "%v is below the minimum %v", lease, MinLease)}
+	case lease > MaxLease:
+		return &Error{Op: op, Name: h.name, Err: argError("lease", "%v is above the maximum %v (MaxLease)", lease, MaxLease)}
 	case ctx.Err() != nil:
 		return &Error{Op: op, Name: h.name, Err: ctx.Err()}
 	}

@@ -23,9 +23,14 @@ type Locker[T any] struct {
 	renew   Renewer
 	ownRenw *renewer.Renewer // the default renewer, closed by Close
 
-	mu     sync.Mutex
-	closed atomic.Bool // set under mu; read without it on the way in
-	holds  map[holdKey]*hold
+	mu      sync.Mutex
+	closed  atomic.Bool // set under mu; read without it on the way in
+	holds   map[holdKey]*hold
+	waiting sync.WaitGroup // acquiring calls in their wait loop; Add under mu while not closed
+
+	closing context.Context // cancelled by Close: ends every wait
+	shut    context.CancelFunc
+	janitor janitor // give-up clean-ups the store could not take at once
 }
 
 type holdKey struct{ name, owner string }
@@ -102,11 +107,13 @@ func New[T any](b Backend, opts Options[T]) (*Locker[T], error) {
 		return nil, wrap(err)
 	}
 	l := &Locker[T]{cfg: cfg, backend: b, queue: cfg.Queue, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold)}
+	l.closing, l.shut = context.WithCancel(context.Background())
+	l.janitor.init(b, cfg.RequestTimeout, l.closing)
 	if cfg.Mode == Fair {
 		if l.queue == nil {
 			q, ok := b.(Queue)
 			if !ok {
-				return nil, wrap(errors.Join(ErrUnsupported, errors.New("fair mode needs a backend that implements Queue; set Options.Mode to Barging")))
+				return nil, wrap(withCause(ErrUnsupported, errors.New("fair mode needs a backend that implements Queue; set Options.Mode to Barging")))
 			}
 			l.queue = q
 		}
@@ -127,7 +134,8 @@ func New[T any](b Backend, opts Options[T]) (*Locker[T], error) {
 }
 
 // Name returns the lock name of key: the namespace-qualified name the
-// store sees. It fails with an [*ArgumentError] when the name is empty or
+// store sees (see [Options.Namespace] for how it is formed). It fails with
+// an [*ArgumentError] when the key maps to an empty string or the name is
 // longer than MaxNameLen.
 func (l *Locker[T]) Name(key T) (string, error) {
 	name, err := l.name(key)
@@ -142,9 +150,11 @@ func (l *Locker[T]) name(key T) (string, error) {
 	if k == "" {
 		return "", argError("key", "maps to an empty lock name")
 	}
-	name := k
-	if l.cfg.Namespace != "" {
-		name = l.cfg.Namespace + ":" + k
+	var name string
+	if l.cfg.ns != "" {
+		name = l.cfg.ns + ":" + k
+	} else {
+		name = escapeName(k)
 	}
 	if len(name) > MaxNameLen {
 		return "", argError("key", "lock name is %d bytes, longer than MaxNameLen (%d)", len(name), MaxNameLen)
@@ -153,34 +163,54 @@ func (l *Locker[T]) name(key T) (string, error) {
 }
 
 // TryLock makes a single attempt to take the lock of key with a fixed
-// lease: no waiting, no renewal. It fails with [ErrNotObtained] when
-// another owner holds the lock (in fair mode also when others are queued).
+// lease (from [MinLease] to [MaxLease]): no waiting, no renewal. It fails
+// with [ErrNotObtained] when another owner holds the lock (in fair mode
+// also when others are queued), and otherwise as [Locker.Lock] does.
 func (l *Locker[T]) TryLock(ctx context.Context, key T, lease time.Duration, opts ...CallOption) (*Lock[T], error) {
 	return l.acquire(ctx, "trylock", key, 0, lease, false, opts)
 }
 
-// Lock waits up to wait, and while ctx is not done, to take the lock of key
-// with a fixed lease, which is not renewed. A wait of zero makes a single
-// attempt; [WaitForever] waits until ctx is done. The waiter wakes on the
-// release of the lock and re-checks at least every FallbackInterval (and
-// when the holder's lease ends). It fails with [ErrNotObtained] when the
-// wait elapsed, with ctx's error when ctx is done, and with [ErrBackend]
-// when the store failed on the last attempt.
+// Lock waits up to wait (at most [MaxWait]), and while ctx is not done, to
+// take the lock of key with a fixed lease (from [MinLease] to [MaxLease]),
+// which is not renewed. A wait of zero makes a single attempt;
+// [WaitForever] waits until ctx is done. The waiter wakes on the release of
+// the lock and re-checks at least every FallbackInterval (and when the
+// holder's lease ends).
+//
+// It fails with [ErrNotObtained] when the wait elapsed, with ctx's error
+// when ctx is done, with [ErrClosed] when the Locker is closed while it
+// waits, and with [ErrBackend] when the store failed on the last attempt.
+// It never returns a held lock once ctx is done: an acquisition or a
+// hand-off that arrives too late is given back by the call's ticket.
+//
+// A call that gives up leaves the fair queue and undoes what its ticket may
+// hold before it returns, within 250 ms; when the store does not answer in
+// that time (an outage), the Locker keeps retrying that clean-up in the
+// background until the store answers or its own timeouts (the waiter TTL
+// and the lease) have ended what it would remove, so that an outage does
+// not leave the lock granted to a caller that is gone.
 func (l *Locker[T]) Lock(ctx context.Context, key T, wait, lease time.Duration, opts ...CallOption) (*Lock[T], error) {
 	return l.acquire(ctx, "lock", key, wait, lease, false, opts)
 }
 
 // LockWithRenewal waits like [Locker.Lock], then keeps the lease
 // (Options.RenewLease) alive until the lock is released or lost. A lost
-// lock closes [Lock.Done] and sets [Lock.Err] to an [ErrLost] error.
+// lock closes [Lock.Done] and sets [Lock.Err] to an [ErrLost] error. It
+// fails as Lock does.
 func (l *Locker[T]) LockWithRenewal(ctx context.Context, key T, wait time.Duration, opts ...CallOption) (*Lock[T], error) {
 	return l.acquire(ctx, "lock", key, wait, l.cfg.RenewLease, true, opts)
 }
 
-// Close stops renewing every lock held through l, whose leases then end on
-// their own; their handles report [ErrLost] wrapping [ErrClosed]. Later
-// acquisitions fail with ErrClosed; Release and Extend of existing handles
-// still work. Close does not close the backend.
+// Close ends the Locker. Acquiring calls that are waiting return
+// [ErrClosed] at once, after leaving the fair queue (each gives that
+// clean-up at most 250 ms); Close returns once they have. Later
+// acquisitions fail with ErrClosed. Close stops renewing every lock held
+// through l, whose leases then end on their own; their handles report
+// [ErrLost] wrapping ErrClosed. Release and Extend of existing handles
+// still work. Clean-ups that are still being retried because the store was
+// unreachable (see [Locker.Lock]) are abandoned: the store's own timeouts
+// end what they would have removed. Close does not close the backend. It
+// is idempotent and always returns nil.
 func (l *Locker[T]) Close() error {
 	l.mu.Lock()
 	if l.closed.Load() {
@@ -193,9 +223,12 @@ func (l *Locker[T]) Close() error {
 		lost = append(lost, h)
 	}
 	l.mu.Unlock()
+	l.shut()
+	l.waiting.Wait()
 	for _, h := range lost {
 		l.lose(h, ErrClosed)
 	}
+	l.janitor.close()
 	if l.ownRenw != nil {
 		l.ownRenw.Close()
 	}
@@ -212,8 +245,14 @@ func (l *Locker[T]) validate(ctx context.Context, key T, wait, lease time.Durati
 	if lease < MinLease {
 		return name, co, argError("lease", "%v is below the minimum %v", lease, MinLease)
 	}
+	if lease > MaxLease {
+		return name, co, argError("lease", "%v is above the maximum %v (MaxLease)", lease, MaxLease)
+	}
 	if wait < 0 {
 		return name, co, argError("wait", "negative (%v)", wait)
+	}
+	if wait > MaxWait && wait != WaitForever {
+		return name, co, argError("wait", "%v is above the maximum %v (MaxWait); use WaitForever to wait until ctx is done", wait, MaxWait)
 	}
 	if len(opts) > 0 {
 		var o callOptions // escapes to the options: declared here, it is allocated only when there are some
@@ -365,7 +404,7 @@ func (l *Locker[T]) lose(h *hold, cause error) {
 		return
 	}
 	stop := l.forget(h)
-	h.end(&Error{Op: "hold", Name: h.key.name, Err: errors.Join(ErrLost, cause)})
+	h.end(&Error{Op: "hold", Name: h.key.name, Err: withCause(ErrLost, cause)})
 	l.mu.Unlock()
 	if stop != nil {
 		stop()

@@ -66,8 +66,14 @@ const (
 // documented default; invalid values make [New] fail with an
 // [*ArgumentError].
 type Options[T any] struct {
-	// Namespace is prefixed to every lock name as Namespace + ":" + name.
-	// Default: none.
+	// Namespace is prefixed to every lock name. The lock name of a key is
+	// Namespace + ":" + key, with '%' and ':' in the namespace written as
+	// "%25" and "%3A"; without a namespace it is the key itself, with '%'
+	// and ':' in the key written so. So every (namespace, key) pair has a
+	// name of its own: namespace "a" with key "b:c" is not namespace "a:b"
+	// with key "c", nor key "a:b:c" without a namespace. It must not
+	// contain '{' or '}' (cluster hash tags) and is at most MaxNameLen/2
+	// bytes. Default: none.
 	Namespace string
 
 	// Key maps a key to its lock name. Default: the key itself when T is a
@@ -114,7 +120,29 @@ type Options[T any] struct {
 type config[T any] struct {
 	Options[T]
 	key    func(T) string
+	ns     string // Namespace, escaped (see Options.Namespace)
 	policy fairqueue.Policy
+}
+
+// escapeName writes '%' as "%25" and ':' as "%3A", so that the result has
+// no ':' and can be told apart from other escaped strings.
+func escapeName(s string) string {
+	if !strings.ContainsAny(s, "%:") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case ':':
+			b.WriteString("%3A")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func (o Options[T]) resolve() (config[T], error) {
@@ -144,9 +172,12 @@ func (o Options[T]) resolve() (config[T], error) {
 			*d.v = d.def
 		case *d.v < d.min:
 			return c, argError(d.name, "%v is below the minimum %v", *d.v, d.min)
+		case *d.v > MaxLease:
+			return c, argError(d.name, "%v is above the maximum %v (MaxLease)", *d.v, MaxLease)
 		}
 	}
 	c.policy = fairqueue.Policy{WaiterTTL: c.WaiterTTL}
+	c.ns = escapeName(o.Namespace)
 	c.key = o.Key
 	if c.key == nil {
 		var zero T

@@ -7,10 +7,11 @@ import (
 	"github.com/disgolock/disgo/fairqueue"
 )
 
-// cleanupTimeout bounds the store calls made while giving up (leaving the
-// queue, undoing an attempt whose reply was lost), so that giving up stays
-// prompt when the store is unreachable. What it cannot clean up, the
-// store's own timeouts do: the waiter heartbeat and the lease.
+// cleanupTimeout bounds the store calls made at once while giving up
+// (leaving the queue, undoing an attempt whose reply was lost), so that
+// giving up stays prompt when the store is unreachable. What they could
+// not clean up is retried in the background (see janitor) until the store
+// answers or the store's own timeouts have ended it.
 const cleanupTimeout = 250 * time.Millisecond
 
 // Retry backoff after a store error while waiting.
@@ -30,7 +31,9 @@ type attempt struct {
 	renew     bool          // the lease will be renewed
 	queued    bool          // the ticket may be in the fair queue, or granted the lock
 	uncertain bool          // the last attempt failed, so it may have succeeded in the store
+	taken     bool          // an attempt or a grant gave the ticket the lock
 	missed    time.Time     // start of the latest attempt the store answered "not acquired"
+	seen      int64         // the newest fencing token a "not acquired" answer reported
 	lease     time.Duration // the lease the store set, as far as the caller knows
 }
 
@@ -57,44 +60,87 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, Acqui
 		res, err = a.backend.Acquire(rctx, a.req)
 	}
 	a.uncertain = err != nil
-	if err == nil && !res.Acquired {
+	switch {
+	case err != nil:
+	case res.Acquired:
+		a.taken = true
+		a.lease = a.req.Lease
+	default:
 		a.missed = start
+		a.seen = max(a.seen, res.Fence)
 	}
 	return start, res, err
 }
 
-// grant decides about a grant of the lock to this waiter's ticket (see
-// Granter). The store set the lease min(lease, waiterTTL) at the release,
-// which came after a.missed, so a.missed plus that lease is a deadline the
-// store's own is not earlier than. The grant is taken as it is when that
-// leaves at least half of it and the caller needs no longer lease (a
-// renewed lease is lengthened by the renewer after a third of what is left,
-// see renewer.Renewer.Keep); otherwise the
-// waiter claims the grant with an attempt, which the store answers as an
-// idempotent re-entry that sets the full lease.
+// grant decides about a grant of the lock to this waiter's ticket, made
+// by the store with fencing token fence and announced by a message (see
+// Granter). It is taken without a round trip only when it is the store's
+// latest word for the ticket and enough of its lease is left:
+//
+//   - Its fence must be newer than every fence a "not acquired" answer
+//     reported (a.seen), which is at least the newest fence the store had
+//     issued when it answered. So the grant was made after the store's
+//     latest "not acquired" answer, which a grant that lapsed while this
+//     process was stopped is not: the attempt that found the lock taken
+//     after it reported the newer holder's fence. Such a stale grant, or a
+//     duplicated message, is ignored.
+//   - The store set the lease min(lease, waiterTTL) at the release, which
+//     came after that answer and so after a.missed, the start of the
+//     attempt it answered: a.missed plus that lease is a deadline the
+//     store's own is not earlier than. The grant is taken when that leaves
+//     at least half of it and the caller needs no longer lease (a renewed
+//     lease is lengthened by the renewer after a third of what is left,
+//     see renewer.Renewer.Keep).
+//
+// Otherwise the waiter claims the grant with an attempt, which the store
+// answers as an idempotent re-entry that sets the full lease, or as "not
+// acquired" when the grant has lapsed.
 func (a *attempt) grant(fence int64) (start time.Time, res AcquireResult, ok bool) {
 	lease := min(a.req.Lease, a.waiterTTL)
-	if a.missed.IsZero() || (!a.renew && lease < a.req.Lease) || time.Until(a.missed.Add(lease)) < lease/2 {
+	switch {
+	case fence <= a.seen, a.missed.IsZero():
+		return start, res, false
+	case !a.renew && lease < a.req.Lease:
+		return start, res, false
+	case time.Until(a.missed.Add(lease)) < lease/2:
 		return start, res, false
 	}
 	a.lease = lease
+	a.taken = true
 	return a.missed, AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, true
 }
 
-// giveUp cleans up after a call that will not acquire: it leaves the
-// queue, then undoes what its ticket may hold: an attempt whose outcome is
-// unknown, or a grant made to the ticket before it left (after Leave no
-// new grant can come).
-func (a *attempt) giveUp() {
-	if !a.queued && !a.uncertain {
+// needsCleanup reports whether giving up has anything to undo in the store.
+func (a *attempt) needsCleanup() bool { return a.queued || a.uncertain || a.taken }
+
+// cleanup leaves the queue, then undoes what the ticket may hold: an
+// attempt whose outcome is unknown, an acquisition that must not stand, or
+// a grant made to the ticket before it left (after Leave no new grant can
+// come). Both calls are idempotent, so a failed clean-up may be repeated.
+// It reports whether the store answered both.
+func (a *attempt) cleanup(ctx context.Context) bool {
+	if a.queued && a.queue != nil {
+		if err := a.queue.Leave(ctx, a.req.Name, a.req.Ticket); err != nil {
+			return false
+		}
+	}
+	_, _, err := a.backend.Release(ctx, a.req.Name, a.req.Owner, a.req.Ticket)
+	return err == nil
+}
+
+// giveUp cleans up after a call that will not acquire, within
+// cleanupTimeout; what the store did not answer in that time is handed to
+// the janitor, which retries it in the background.
+func (l *Locker[T]) giveUp(a *attempt) {
+	if !a.needsCleanup() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(a.timeout, cleanupTimeout))
-	defer cancel()
-	if a.queued {
-		_ = a.queue.Leave(ctx, a.req.Name, a.req.Ticket)
+	done := a.cleanup(ctx)
+	cancel()
+	if !done {
+		l.janitor.add(*a, time.Now().Add(cleanupHorizon(a)))
 	}
-	_, _, _ = a.backend.Release(ctx, a.req.Name, a.req.Owner, a.req.Ticket)
 }
 
 // bounded returns ctx bounded to end by now+timeout, where now is a
@@ -120,9 +166,22 @@ func failure(ctx context.Context, err error) error {
 	return backendError(err)
 }
 
+// stopped is the error of a waiting call whose wctx ended: ErrClosed when
+// the Locker was closed, otherwise the caller's ctx error.
+func (l *Locker[T]) stopped(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
+}
+
 // wait runs the attempts of one call: one at once, then, while wait and ctx
 // allow, one after each wake-up addressed to this waiter and after each
 // fallback re-check. It returns the start time of the acquiring request.
+//
+// A call never returns a held lock once its ctx is done or the Locker is
+// closed: an acquisition or grant that comes too late is undone by its
+// ticket and the call returns the ctx error (or ErrClosed).
 func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (time.Time, AcquireResult, error) {
 	var deadline time.Time
 	if wait > 0 && wait != WaitForever {
@@ -139,15 +198,33 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	}
 	start, res, err := a.try(ctx, deadline)
 	if err == nil && res.Acquired {
+		if cerr := ctx.Err(); cerr != nil {
+			l.giveUp(a)
+			return start, res, cerr
+		}
 		return start, res, nil
 	}
 	if wait == 0 {
-		a.giveUp()
+		l.giveUp(a)
 		if err != nil {
 			return start, res, failure(ctx, err)
 		}
 		return start, res, ErrNotObtained
 	}
+
+	// The wait: it ends with ctx, or at once when the Locker is closed.
+	l.mu.Lock()
+	if l.closed.Load() {
+		l.mu.Unlock()
+		l.giveUp(a)
+		return start, res, ErrClosed
+	}
+	l.waiting.Add(1)
+	l.mu.Unlock()
+	defer l.waiting.Done()
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	defer context.AfterFunc(l.closing, cancelWait)()
 
 	limit := l.cfg.FallbackInterval
 	if a.queue != nil {
@@ -157,7 +234,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	if sub == nil && l.notify != nil {
 		// Taken: subscribe, then attempt again, so that a release between
 		// the first attempt and the subscription is not missed.
-		sctx, cancel := bounded(ctx, time.Now(), l.cfg.RequestTimeout)
+		sctx, cancel := bounded(wctx, time.Now(), l.cfg.RequestTimeout)
 		s, serr := l.notify.Subscribe(sctx, a.req.Name, a.req.Ticket)
 		cancel()
 		if serr == nil {
@@ -187,9 +264,13 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	defer timer.Stop()
 	backoff := time.Duration(0)
 	for {
-		if retry && ctx.Err() == nil {
-			start, res, err = a.try(ctx, deadline)
+		if retry && wctx.Err() == nil {
+			start, res, err = a.try(wctx, deadline)
 			if err == nil && res.Acquired {
+				if wctx.Err() != nil {
+					l.giveUp(a)
+					return start, res, l.stopped(ctx)
+				}
 				return start, res, nil
 			}
 		}
@@ -209,15 +290,20 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 			}
 			if fence, ok := granted.Granted(); ok {
 				if gstart, gres, ok := a.grant(fence); ok {
+					if wctx.Err() != nil {
+						// The grant came, but the caller is gone: give it back.
+						l.giveUp(a)
+						return start, res, l.stopped(ctx)
+					}
 					return gstart, gres, nil
 				}
 			}
 		case <-timer.C:
-		case <-ctx.Done():
-			a.giveUp()
-			return start, res, ctx.Err()
+		case <-wctx.Done():
+			l.giveUp(a)
+			return start, res, l.stopped(ctx)
 		case <-expired:
-			a.giveUp()
+			l.giveUp(a)
 			if err != nil {
 				return start, res, failure(ctx, err)
 			}
