@@ -359,6 +359,21 @@ func positive(s string) (int64, error) {
 	return strconv.ParseInt(s, 10, 64)
 }
 
+// ACLRules returns the Redis ACL rules a least-privileged user of the
+// lock store needs under prefix, for ACL SETUSER or an ACL file: the keys
+// and channels of the prefix only, the commands the adapters send (EVALSHA
+// and EVAL, the (sharded) subscription commands, PING and the connection
+// handshake) and the commands the scripts call. On Redis Cluster add
+// +cluster|slots +cluster|shards +cluster|nodes (the clients read the
+// topology) and +readonly. A user without the channels still locks and
+// unlocks correctly: scripts ignore a refused publish, and waiters fall
+// back to their re-checks.
+func ACLRules(prefix string) string {
+	return "resetkeys ~" + prefix + ":* resetchannels &" + prefix + ":* -@all " +
+		"+evalsha +eval +ssubscribe +sunsubscribe +subscribe +unsubscribe +ping +hello +auth +client|tracking +select " +
+		"+get +set +del +exists +pexpire +pttl +time +zadd +zrem +zrange +zscore +zrank +zcard +zpopmin +hget +hset +hdel +spublish +publish"
+}
+
 // Settings are the adapter options both Redis adapters share, resolved.
 type Settings struct {
 	Layout         Layout

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ var safetyTests = []test{
 	{"NotAcquiredReportsTheNewestFence", testNotAcquiredReportsTheNewestFence},
 	{"LongestLease", testLongestLease},
 	{"GarbageWaiterRecordIsEvicted", testGarbageWaiterRecord},
+	{"LeastPrivilegeACL", testLeastPrivilegeACL},
 }
 
 // testPublishRefusedByACL: a user whose ACL allows the lock's keys but no
@@ -248,4 +250,46 @@ func testGarbageWaiterRecord(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	assert.True(t, res.Acquired, "the unreadable head was evicted")
 	_ = c
+}
+
+// testLeastPrivilegeACL: a user with exactly rediscore.ACLRules locks,
+// waits, is handed the lock, renews and releases through the facade.
+func testLeastPrivilegeACL(t *testing.T, h Harness) {
+	e := newEnv(t, h, Options{})
+	rules := strings.Fields(rediscore.ACLRules(rediscore.DefaultPrefix))
+	e.must(t, append([]string{"ACL", "SETUSER", "locker", "reset", "on", ">secret"}, rules...)...)
+	open := func() *locker.Locker[string] {
+		s := e.open(t, Options{Username: "locker", Password: "secret"}).Store
+		l, err := locker.New(s, locker.Options[string]{RenewLease: 300 * time.Millisecond, FallbackInterval: time.Minute})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = l.Close() })
+		return l
+	}
+	a, b := open(), open()
+	ctx := ctxT(t)
+	ha, err := a.LockWithRenewal(ctx, "acl", 0)
+	require.NoError(t, err)
+	got := make(chan error, 1)
+	var hb *locker.Lock[string]
+	go func() {
+		var err error
+		hb, err = b.LockWithRenewal(ctx, "acl", patience)
+		got <- err
+	}()
+	require.Eventually(t, func() bool {
+		st, err := e.Store.Inspect(ctx, "acl")
+		return err == nil && st.Waiters == 1
+	}, patience, 5*time.Millisecond, "the waiter to queue")
+	require.Eventually(t, func() bool { return e.serverSubscriptions(t, "acl") == 1 },
+		patience, 5*time.Millisecond, "the waiter's subscription (refused by the ACL?)")
+	time.Sleep(time.Second) // three renewals of the holder
+	require.NoError(t, ha.Err(), "renewal failed under the ACL")
+	require.NoError(t, ha.Release(ctx))
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(patience):
+		t.Fatal("timed out waiting for the hand-off (FallbackInterval is a minute: a wake-up was refused)")
+	}
+	require.NoError(t, hb.Release(ctx))
 }
