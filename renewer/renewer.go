@@ -28,6 +28,11 @@ const (
 // of a lease renewed up to that much early.
 const MaxEarly = 100 * time.Millisecond
 
+// MaxLease is the longest lease a hold may have: every deadline and
+// renewal time computed from it stays far inside the range of time.Time
+// and of float64 arithmetic on durations. (locker.MaxLease is shorter.)
+const MaxLease = 100 * 365 * 24 * time.Hour
+
 // Linger is how long the scheduler goroutine stays after the last hold is
 // gone, so that holds kept one after another (an uncontended lock and
 // unlock in a loop) do not start and end a goroutine each. The goroutine
@@ -40,7 +45,7 @@ var (
 	// [Options] field.
 	ErrInvalidOption = errors.New("renewer: invalid option")
 	// ErrInvalidHold: [Renewer.Keep] was given a hold that cannot be renewed
-	// (a non-positive lease).
+	// (a lease that is not positive, or above MaxLease).
 	ErrInvalidHold = errors.New("renewer: invalid hold")
 	// ErrClosed: the Renewer was closed, so the hold is no longer renewed.
 	ErrClosed = errors.New("renewer: closed")
@@ -181,13 +186,14 @@ func New(e Extender, opts Options) (*Renewer, error) {
 // whose delivery had already begun may still run: stop does not wait for
 // it, so that a callback may call stop.
 //
-// A hold with a non-positive Lease is not kept: h.OnLost is called, before
-// Keep returns, with an error wrapping [ErrInvalidHold]. Likewise after
+// A hold with a non-positive Lease, or one above [MaxLease], is not kept:
+// h.OnLost is called, before Keep returns, with an error wrapping
+// [ErrInvalidHold]. Likewise after
 // [Renewer.Close], with [ErrClosed].
 func (r *Renewer) Keep(h Hold) (stop func()) {
 	nop := func() {}
-	if h.Lease <= 0 {
-		notifyLost(h, fmt.Errorf("%w: lease %v is not positive", ErrInvalidHold, h.Lease))
+	if h.Lease <= 0 || h.Lease > MaxLease {
+		notifyLost(h, fmt.Errorf("%w: lease %v is not in (0, %v]", ErrInvalidHold, h.Lease, MaxLease))
 		return nop
 	}
 	retry := r.opts.RetryInterval

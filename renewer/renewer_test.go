@@ -196,13 +196,15 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 	}
 }
 
-func TestKeepRejectsNonPositiveLease(t *testing.T) {
+func TestKeepRejectsLeasesOutOfRange(t *testing.T) {
 	r := newRenewer(t, newStore(), renewer.Options{Clock: fakeclock.New(t0)})
-	h, ev := newHold("a", 0, t0.Add(time.Second))
-	stop := r.Keep(h)
-	require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrInvalidHold)
-	assert.Zero(t, r.Len())
-	stop()
+	for _, lease := range []time.Duration{0, -time.Second, renewer.MaxLease + 1, 1<<63 - 1} {
+		h, ev := newHold("a", lease, t0.Add(time.Second))
+		stop := r.Keep(h)
+		require.ErrorIs(t, recv(t, ev.lost, "OnLost"), renewer.ErrInvalidHold, "lease %v", lease)
+		assert.Zero(t, r.Len())
+		stop()
+	}
 }
 
 func TestRenewsAtFraction(t *testing.T) {

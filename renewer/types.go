@@ -47,7 +47,7 @@ type Hold struct {
 	// ErrDeadline when no renewal could be confirmed before the deadline.
 	// It is also called with ErrClosed for a hold still kept when the
 	// Renewer closes, or passed to Keep after Close, and with
-	// ErrInvalidHold for a non-positive Lease (these two on the caller's
+	// ErrInvalidHold for a Lease out of range (these two on the caller's
 	// goroutine, before Keep returns).
 	OnLost func(cause error)
 }
