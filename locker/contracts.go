@@ -78,7 +78,10 @@ type Backend interface {
 	// released already, lease expired). Otherwise remaining is the hold
 	// count left; at zero the lock passes on: a store that grants directly
 	// (see [Granter]) hands it to the head of the fair queue, otherwise it
-	// is free and the next waiter is woken through the Notifier.
+	// is free and the next waiter is woken through the Notifier. A store
+	// may skip the wake-up when no attempt found this holding taken: every
+	// waiter makes such an attempt before it sleeps (after subscribing, see
+	// [Notifier]), so nobody waits for a holding that no attempt saw.
 	Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error)
 
 	// Extend sets the remaining lease of a lock held by owner to lease. It

@@ -72,6 +72,9 @@ func TestStoreDownFailsFastAndRecovers(t *testing.T) {
 	sub, err := s.Subscribe(ctx, "a", "t")
 	require.NoError(t, err)
 	defer sub.Close()
+	res, err := s.Acquire(ctx, req("a", "carol", time.Minute)) // a waiter's attempt: the release wakes waiters
+	require.NoError(t, err)
+	require.False(t, res.Acquired)
 	_, _, err = s.Release(ctx, "a", "bob", "")
 	require.NoError(t, err)
 	woken(t, sub, "a release after the restart")

@@ -97,6 +97,16 @@ func req(name, owner string) locker.AcquireRequest {
 	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: time.Minute}
 }
 
+// waitedFor makes an attempt on name by another owner that finds the lock
+// taken, as every waiter makes before it sleeps: only the release of a
+// holding someone waited for wakes the name's waiters.
+func waitedFor(t *testing.T, s locker.Backend, name string) {
+	t.Helper()
+	res, err := s.Acquire(ctxFor(t), req(name, "someone-waiting"))
+	require.NoError(t, err)
+	require.False(t, res.Acquired, "%q is not held", name)
+}
+
 // woken waits for a wake-up of sub.
 func woken(t *testing.T, sub locker.Subscription, what string) {
 	t.Helper()
@@ -259,6 +269,7 @@ func (c *cluster) testWakeUps(t *testing.T, classic bool) {
 	assert.Equal(t, map[bool]int{false: len(c.Addrs), true: 1}[classic], conns, "pub/sub connections in all")
 
 	for n, sub := range subs {
+		waitedFor(t, holder, n)
 		held, _, err := holder.Release(ctx, n, "alice", "")
 		require.NoError(t, err)
 		require.True(t, held)
@@ -342,6 +353,7 @@ func (c *cluster) testNamesOfOneSlot(t *testing.T) {
 	}
 	for _, n := range names {
 		assert.Equal(t, int64(1), c.shardSubscribers(master, layout.Channel(n)), "subscription of %s", n)
+		waitedFor(t, holder, n)
 		held, _, err := holder.Release(ctx, n, "alice", "")
 		require.NoError(t, err)
 		require.True(t, held)
@@ -374,6 +386,7 @@ func (c *cluster) testRefusedSubscription(t *testing.T) {
 	res, err := held.Acquire(ctx, req(name, "alice"))
 	require.NoError(t, err)
 	require.True(t, res.Acquired)
+	waitedFor(t, held, name)
 	_, _, err = held.Release(ctx, name, "alice", "")
 	require.NoError(t, err)
 	woken(t, sub, "a release after the refusal ended")
@@ -502,6 +515,7 @@ func (c *cluster) testConnectionLoss(t *testing.T) {
 	for n, sub := range subs {
 		_, err := holder.Acquire(ctx, req(n, "alice"))
 		require.NoError(t, err)
+		waitedFor(t, holder, n)
 		_, _, err = holder.Release(ctx, n, "alice", "")
 		require.NoError(t, err)
 		woken(t, sub, "a wake-up of "+n+" after the resubscription")
@@ -549,6 +563,7 @@ func (c *cluster) testSlotMigration(t *testing.T) {
 	res, err := holder.Acquire(ctx, req(name, "alice"))
 	require.NoError(t, err)
 	require.True(t, res.Acquired)
+	waitedFor(t, holder, name)
 	_, _, err = holder.Release(ctx, name, "alice", "")
 	require.NoError(t, err)
 	woken(t, sub, "a release on the new master")

@@ -69,6 +69,7 @@ func FuzzParseRecord(f *testing.F) {
 	for _, s := range []string{
 		"1 1700000000000000 tk owner", "3 9223372036854775807 t o w n e r", "1 9223372036854775808 t o",
 		"0 5 t o", "01 5 t o", "1 05 t o", "1 5 t", "1 5  o", "", "x y z w", "1 -5 t o", "1 5 t\to o", "2 7 tk ",
+		"2w 7 tk o", "w 7 tk o", "2ww 7 tk o", "0w 7 t o",
 	} {
 		f.Add(s)
 	}
@@ -80,9 +81,8 @@ func FuzzParseRecord(f *testing.F) {
 		if r.Count <= 0 || r.Fence <= 0 || r.Ticket == "" {
 			t.Fatalf("%q: parsed as %+v", v, r)
 		}
-		back := strconv.Itoa(r.Count) + " " + strconv.FormatInt(r.Fence, 10) + " " + r.Ticket + " " + r.Owner
-		if back != v {
-			t.Fatalf("%q: parsed as %+v, which formats as %q", v, r, back)
+		if back := r.String(); back != v {
+			t.Fatalf("%q: parsed as %+v, which formats as %q", v, r, r.String())
 		}
 	})
 }

@@ -310,12 +310,13 @@ func ParseInspect(owner string, count, fence, pttl, waiters int64) locker.State 
 // Record is a lock string as acquire.lua writes it.
 type Record struct {
 	Count  int
+	Waited bool // someone waited for this holding: its release looks at the queue and publishes
 	Fence  int64
 	Ticket string
 	Owner  string
 }
 
-// ParseRecord decodes the value of a lock key, "<count> <fence> <ticket>
+// ParseRecord decodes the value of a lock key, "<count>[w] <fence> <ticket>
 // <owner>" (the owner last, as it may contain spaces). It fails for any
 // other value, for a count or fence that is not a positive decimal without
 // leading zeros, or for a fence above 2^63-1.
@@ -335,7 +336,8 @@ func ParseRecord(v string) (Record, error) {
 	if !ok || ticket == "" || strings.ContainsAny(ticket, " \t\r\n\v\f") {
 		return bad("no ticket and owner")
 	}
-	n, err := positive(count)
+	waited := strings.HasSuffix(count, "w")
+	n, err := positive(strings.TrimSuffix(count, "w"))
 	if err != nil || n > 1<<31-1 {
 		return bad("bad hold count")
 	}
@@ -343,7 +345,16 @@ func ParseRecord(v string) (Record, error) {
 	if err != nil {
 		return bad("bad fence: " + err.Error())
 	}
-	return Record{Count: int(n), Fence: f, Ticket: ticket, Owner: owner}, nil
+	return Record{Count: int(n), Waited: waited, Fence: f, Ticket: ticket, Owner: owner}, nil
+}
+
+// String formats r as a lock string, as ParseRecord reads it.
+func (r Record) String() string {
+	w := ""
+	if r.Waited {
+		w = "w"
+	}
+	return strconv.Itoa(r.Count) + w + " " + strconv.FormatInt(r.Fence, 10) + " " + r.Ticket + " " + r.Owner
 }
 
 // positive parses a positive decimal int64 without sign or leading zeros.

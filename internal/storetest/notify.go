@@ -137,6 +137,7 @@ func testClassicPubSub(t *testing.T, h Harness) {
 	sub, err := s.Subscribe(ctx, "a", "t")
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), e.serverSubscriptions(t, "a"))
+	waitedFor(t, s, "a")
 	_, _, err = s.Release(ctx, "a", "alice", "")
 	require.NoError(t, err)
 	woken(t, sub, "a classic PUBLISH wake-up")

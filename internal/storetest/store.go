@@ -38,6 +38,7 @@ var storeTests = []test{
 	{"NoKeysLeftAfterIdle", testNoKeysLeftAfterIdle},
 	{"ScriptFlushRecovers", testScriptFlushRecovers},
 	{"RoundTripsPerAcquireAndRelease", testRoundTripsPerAcquireAndRelease},
+	{"UncontendedPairRunsNoQueueCallNorPublish", testUncontendedPairCommands},
 	{"StoreDownFailsFastAndRecovers", testStoreDownFailsFastAndRecovers},
 	{"DeadlineOfABlockedServerIsMatchable", testDeadlineOfABlockedServerIsMatchable},
 	{"GrantGoesOnlyToTheWaitersStore", testGrantGoesOnlyToTheWaitersStore},
@@ -527,6 +528,11 @@ func testReleaseBroadcastsWithoutQueue(t *testing.T, h Harness) {
 	w1 := subscribe(t, s, "a", "t1")
 	w2 := subscribe(t, s, "a", "t2")
 	other := subscribe(t, s, "b", "t1")
+	// A waiter finds the lock taken before it sleeps: that marks the holding
+	// as waited for, and only such a release publishes.
+	res, err := s.Acquire(ctx, req("a", "bob", time.Minute))
+	require.NoError(t, err)
+	require.False(t, res.Acquired)
 
 	_, _, err = s.Release(ctx, "a", "alice", "")
 	require.NoError(t, err)
@@ -573,6 +579,7 @@ func testNamesWithSpecialCharacters(t *testing.T, h Harness) {
 	for _, name := range names {
 		sub, err := s.Subscribe(ctx, name, "t")
 		require.NoError(t, err, name)
+		waitedFor(t, s, name)
 		held, remaining, err := s.Release(ctx, name, "alice", "")
 		require.NoError(t, err, name)
 		require.True(t, held, name)
@@ -680,6 +687,51 @@ func testRoundTripsPerAcquireAndRelease(t *testing.T, h Harness) {
 	}
 }
 
+// testUncontendedPairCommands: with nobody waiting, acquire and release
+// run only what the lock itself needs, inside their two scripts: no
+// queue call and no publish in the release (INFO commandstats).
+func testUncontendedPairCommands(t *testing.T, h Harness) {
+	e := newEnv(t, h, Options{})
+	s := e.Store
+	ctx := ctxT(t)
+	_, err := s.Acquire(ctx, req("warm", "alice", time.Minute)) // load the scripts
+	require.NoError(t, err)
+	_, _, err = s.Release(ctx, "warm", "alice", "")
+	require.NoError(t, err)
+	for _, fair := range []bool{false, true} {
+		before := e.commandStats(t)
+		r := req("rt", "alice", time.Minute)
+		var res locker.AcquireResult
+		if fair {
+			res, err = s.AcquireFair(ctx, r, time.Minute)
+		} else {
+			res, err = s.Acquire(ctx, r)
+		}
+		require.NoError(t, err)
+		require.True(t, res.Acquired)
+		_, _, err = s.Release(ctx, "rt", "alice", "")
+		require.NoError(t, err)
+		after := e.commandStats(t)
+		ran := map[string]int64{}
+		var total int64
+		for cmd, calls := range after {
+			if d := calls - before[cmd]; d > 0 && cmd != "info" {
+				ran[cmd] = d
+				total += d
+			}
+		}
+		for _, cmd := range []string{"zpopmin", "spublish", "publish", "hget", "hdel"} {
+			assert.Zero(t, ran[cmd], "the uncontended pair ran %s (fair=%v): %v", cmd, fair, ran)
+		}
+		want := int64(8) // 2 EVALSHA; GET TIME SET..GET SET; GET DEL
+		if fair {
+			want++ // ZRANGE of the empty queue
+		}
+		assert.Equal(t, want, total, "commands of an uncontended pair (fair=%v): %v", fair, ran)
+		t.Logf("uncontended pair (fair=%v): %d commands, the 2 EVALSHA included: %v", fair, total, ran)
+	}
+}
+
 // failsWhileDown calls call with a short deadline, and asserts that it
 // fails in time.
 func failsWhileDown(t *testing.T, what string, call func(context.Context) error) {
@@ -732,6 +784,7 @@ func testStoreDownFailsFastAndRecovers(t *testing.T, h Harness) {
 	}, patience, 10*time.Millisecond, "acquire after the restart")
 	sub := subscribe(t, s, "a", "t")
 	drain(waiting)
+	waitedFor(t, s, "a")
 	_, _, err = s.Release(ctx, "a", "bob", "")
 	require.NoError(t, err)
 	woken(t, sub, "a release after the restart, new subscription")

@@ -270,6 +270,34 @@ func (e *env) scriptCalls(t *testing.T) int64 {
 	return n
 }
 
+// waitedFor makes an attempt on name by another owner that finds the lock
+// taken, as every waiter makes before it sleeps: only a release of a
+// holding that someone waited for wakes the name's waiters.
+func waitedFor(t *testing.T, s locker.Backend, name string) {
+	t.Helper()
+	res, err := s.Acquire(ctxT(t), req(name, "someone-waiting", time.Minute))
+	require.NoError(t, err)
+	require.False(t, res.Acquired, "%q is not held", name)
+}
+
+// commandStats returns the calls of every command the server ran, from
+// INFO commandstats, by lower-case command name.
+func (e *env) commandStats(t *testing.T) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for _, line := range strings.Split(e.must(t, "INFO", "commandstats").(string), "\n") {
+		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
+		v, err := strconv.ParseInt(calls, 10, 64)
+		require.NoError(t, err, line)
+		out[strings.TrimPrefix(name, "cmdstat_")] = v
+	}
+	return out
+}
+
 // noSubscriptions waits until s holds no subscription: they linger for a
 // moment after their last waiter left.
 func noSubscriptions(t *testing.T, s Store) {

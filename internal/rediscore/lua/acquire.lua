@@ -1,8 +1,9 @@
 -- acquire: take, re-enter, or (fair mode) queue for one lock, in one atomic step.
 --
--- KEYS[1] lock string    "<n> <fence> <ticket> <owner>": hold count, fencing token, ticket of the
---                        latest acquisition, owner token (last, as it may contain spaces); the
---                        key's TTL is the lease
+-- KEYS[1] lock string    "<n>[w] <fence> <ticket> <owner>": hold count, "w" once someone waited
+--                        for this holding (an attempt found it taken, or it was handed over), fencing
+--                        token, ticket of the latest acquisition, owner token (last, as it may
+--                        contain spaces); the key's TTL is the lease
 -- KEYS[2] fence string   last fencing token issued for the name (kept ARGV[6] ms after each issue)
 -- KEYS[3] queue zset     ticket -> arrival sequence (fair mode waiting room)
 -- KEYS[4] channel        shard channel of the name (declared as a key so that cluster routing sees it)
@@ -36,20 +37,23 @@
 -- Redis runs scripts on its single thread, so every call here delays every other client. The
 -- uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET. Waiters whose heartbeat lapsed
 -- are evicted when they reach the head of the queue, the only place where they could stall it.
+-- The "w" mark tells release.lua whether anyone may wait: a waiter always makes an attempt that
+-- finds the holding taken (and marks it) before it sleeps, so a release of an unmarked holding
+-- wakes nobody and skips the queue and the publish.
 local v = redis.call('GET', KEYS[1])
 local lease = tonumber(ARGV[3])
 local fair = ARGV[4] == '1'
-local n, f, r, o
+local n, w, f, r, o
 
 if v then
-  n, f, r, o = parse_lock(v)
+  n, w, f, r, o = parse_lock(v)
   if o == ARGV[1] then
     -- Re-entry: count once per ticket, never shorten the lease.
     n = tonumber(n)
     local pttl = redis.call('PTTL', KEYS[1])
     if r ~= ARGV[2] then
       n = n + 1
-      redis.call('SET', KEYS[1], n .. ' ' .. f .. ' ' .. ARGV[2] .. ' ' .. o, 'PX', math.max(pttl, lease))
+      redis.call('SET', KEYS[1], lock_string(n, w, f, ARGV[2], o), 'PX', math.max(pttl, lease))
     elseif pttl < lease then
       redis.call('PEXPIRE', KEYS[1], lease)
     end
@@ -90,12 +94,18 @@ if not v and (head == false or head == ARGV[2]) then
   if not fs then
     return {-1, 0, 0}
   end
-  redis.call('SET', KEYS[1], '1 ' .. fs .. ' ' .. ARGV[2] .. ' ' .. ARGV[1], 'PX', lease)
+  -- Taken from the queue: others may wait behind, so mark it.
+  redis.call('SET', KEYS[1], lock_string(1, head and 'w' or '', fs, ARGV[2], ARGV[1]), 'PX', lease)
   if head then
     redis.call('ZREM', KEYS[3], ARGV[2])
     redis.call('HDEL', KEYS[5], ARGV[2])
   end
   return {1, fs, 1}
+end
+
+if n and w == '' then
+  -- Taken by another owner: whoever asked may wait for its release now.
+  redis.call('SET', KEYS[1], lock_string(n, 'w', f, r, o), 'KEEPTTL')
 end
 
 local pos = -1

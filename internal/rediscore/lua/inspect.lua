@@ -7,7 +7,7 @@
 local v = redis.call('GET', KEYS[1])
 local n, f, o = '0', '0', ''
 if v then
-  local pn, pf, _, po = parse_lock(v)
+  local pn, _, pf, _, po = parse_lock(v)
   if pn then
     n, f, o = pn, pf, po
   end

@@ -81,10 +81,16 @@ local function read_fence(key)
   return '0'
 end
 
--- parse_lock: the fields of a lock string "<count> <fence> <ticket> <owner>"; nil when it is
--- not one.
+-- parse_lock: the fields of a lock string "<count>[w] <fence> <ticket> <owner>": the hold
+-- count, "w" when someone waited for this holding (else ""), the fencing token, the ticket of the
+-- latest acquisition and the owner; nil when it is not one.
 local function parse_lock(v)
-  return string.match(v, '^(%d+) (%d+) (%S+) (.*)$')
+  return string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')
+end
+
+-- lock_string: the lock string of the fields parse_lock returns.
+local function lock_string(n, w, f, r, o)
+  return n .. w .. ' ' .. f .. ' ' .. r .. ' ' .. o
 end
 
 -- parse_waiter: the fields of a waiter record "<heartbeat deadline ms> <grant lease ms> <inbox>

@@ -16,20 +16,25 @@
 --             fencing token left to issue, which the waiter's own attempt then reports), freed
 --             with the message "*" to every waiter. A refused publish does not fail the script.
 --
--- The uncontended path is GET, ZPOPMIN, DEL, PUBLISH; a hand-off is GET, ZPOPMIN, HGET, HDEL,
--- TIME, SET ... GET, SET, PUBLISH.
+-- The uncontended path is GET, DEL: a holding without the "w" mark had nobody waiting (see
+-- acquire.lua). A hand-off is GET, ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH.
 local v = redis.call('GET', KEYS[1])
 if not v then
   return -1
 end
-local n, f, r, o = parse_lock(v)
+local n, w, f, r, o = parse_lock(v)
 if o ~= ARGV[1] or (ARGV[2] ~= '' and r ~= ARGV[2]) then
   return -1
 end
 n = tonumber(n) - 1
 if n > 0 then
-  redis.call('SET', KEYS[1], n .. ' ' .. f .. ' ' .. r .. ' ' .. o, 'KEEPTTL')
+  redis.call('SET', KEYS[1], lock_string(n, w, f, r, o), 'KEEPTTL')
   return n
+end
+if w == '' then
+  -- Nobody waited for this holding: nobody to hand it to or to wake.
+  redis.call('DEL', KEYS[1])
+  return 0
 end
 
 -- Take waiters off the head of the queue until a live one (bounded).
@@ -54,7 +59,7 @@ for _ = 1, 64 do
         redis.call('HSET', KEYS[5], head, rec)
         break
       end
-      redis.call('SET', KEYS[1], '1 ' .. fs .. ' ' .. head .. ' ' .. owner, 'PX', grant_lease)
+      redis.call('SET', KEYS[1], lock_string(1, 'w', fs, head, owner), 'PX', grant_lease)
       if inbox == '-' then
         publish(ARGV[3], KEYS[4], head .. ' ' .. fs)
       else
