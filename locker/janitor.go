@@ -62,13 +62,6 @@ func (j *janitor) add(a attempt, until time.Time) {
 	}
 }
 
-// len returns the number of clean-ups waiting for the store.
-func (j *janitor) len() int {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return len(j.pending)
-}
-
 func (j *janitor) run() {
 	defer j.wg.Done()
 	backoff := minBackoff

@@ -167,7 +167,8 @@ func TestBadCallInputNeverReachesTheStore(t *testing.T) {
 			_, err := l.TryLock(ctx, "k", time.Second, locker.WithOwner(strings.Repeat("o", 300)))
 			return err
 		},
-		"nil ctx":         func() error { _, err := l.TryLock(nil, "k", time.Second); return err }, //nolint:staticcheck // testing nil ctx
+		//lint:ignore SA1012 a nil ctx is the bad input under test
+		"nil ctx":         func() error { _, err := l.TryLock(nil, "k", time.Second); return err },
 		"renew empty key": func() error { _, err := l.LockWithRenewal(ctx, "", time.Second); return err },
 	}
 	for name, call := range cases {

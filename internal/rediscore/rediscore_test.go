@@ -86,6 +86,7 @@ func TestParse(t *testing.T) {
 
 	held, n := ParseRelease(-1)
 	assert.False(t, held)
+	assert.Zero(t, n)
 	held, n = ParseRelease(2)
 	assert.True(t, held)
 	assert.Equal(t, 2, n)
