@@ -187,24 +187,15 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	if wait > 0 && wait != WaitForever {
 		deadline = time.Now().Add(wait)
 	}
-	// On a name this process waits on already, subscribe before the first
-	// attempt: it costs no round trip, and spares the attempt after it.
-	var sub Subscription
-	if as, ok := l.notify.(ActiveSubscriber); ok && wait > 0 {
-		sub, _ = as.SubscribeActive(a.req.Name, a.req.Ticket)
-	}
-	if sub != nil {
-		defer sub.Close()
-	}
-	start, res, err := a.try(ctx, deadline)
-	if err == nil && res.Acquired {
-		if cerr := ctx.Err(); cerr != nil {
-			l.giveUp(a)
-			return start, res, cerr
-		}
-		return start, res, nil
-	}
 	if wait == 0 {
+		start, res, err := a.try(ctx, deadline)
+		switch {
+		case err == nil && res.Acquired && ctx.Err() == nil:
+			return start, res, nil
+		case err == nil && res.Acquired:
+			l.giveUp(a)
+			return start, res, ctx.Err()
+		}
 		l.giveUp(a)
 		if err != nil {
 			return start, res, failure(ctx, err)
@@ -212,12 +203,12 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		return start, res, ErrNotObtained
 	}
 
-	// The wait: it ends with ctx, or at once when the Locker is closed.
+	// A waiting call ends with ctx, or at once when the Locker is closed,
+	// which waits for it.
 	l.mu.Lock()
 	if l.closed.Load() {
 		l.mu.Unlock()
-		l.giveUp(a)
-		return start, res, ErrClosed
+		return time.Time{}, AcquireResult{}, ErrClosed
 	}
 	l.waiting.Add(1)
 	l.mu.Unlock()
@@ -225,6 +216,24 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	wctx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	defer context.AfterFunc(l.closing, cancelWait)()
+
+	// On a name this process waits on already, subscribe before the first
+	// attempt: it costs no round trip, and spares the attempt after it.
+	var sub Subscription
+	if as, ok := l.notify.(ActiveSubscriber); ok {
+		sub, _ = as.SubscribeActive(a.req.Name, a.req.Ticket)
+	}
+	if sub != nil {
+		defer sub.Close()
+	}
+	start, res, err := a.try(wctx, deadline)
+	if err == nil && res.Acquired {
+		if wctx.Err() != nil {
+			l.giveUp(a)
+			return start, res, l.stopped(ctx)
+		}
+		return start, res, nil
+	}
 
 	limit := l.cfg.FallbackInterval
 	if a.queue != nil {
