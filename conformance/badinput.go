@@ -163,7 +163,7 @@ func badOptions(e *env) {
 		require.Error(e.t, err, "New with %s", what)
 		requireArgumentError(e.t, err)
 	}
-	type id struct{ n int }
+	type id struct{ _ int }
 	l, err := locker.New(b, locker.Options[id]{Mode: locker.Barging})
 	require.Nil(e.t, l, "New for a struct key type without Options.Key")
 	requireArgumentError(e.t, err)

@@ -17,8 +17,8 @@ type Harness struct {
 	NewClient func(t testing.TB) Client
 	// Keys lists the keys the store holds for lock names containing substr,
 	// apart from the fence records that fencing needs to outlive a lock.
-	// Optional: enables the "no keys left behind" and "bad input writes
-	// nothing" checks.
+	// Optional: enables the "no keys left behind" (also by a waiter that
+	// died) and "bad input writes nothing" checks.
 	Keys func(ctx context.Context, substr string) ([]string, error)
 	// Wipe deletes every record of lock name (lock state, fence record,
 	// queue), as an eviction or an operator would. Optional: enables
@@ -38,8 +38,27 @@ type Client struct {
 	// every later call of this client fails and its subscriptions stop.
 	// Cut the calls off first: stopping subscriptions usually wakes their
 	// waiters, and a call one of them makes before the connection closes
-	// would still reach the store. Optional: enables the dead-waiter test.
+	// would still reach the store. Optional: enables the tests of dead
+	// waiters and dead holders.
 	Kill func()
+	// Stall stalls the client as a process pause would (SIGSTOP, a long GC
+	// pause, a VM freeze) until the returned resume is called. While
+	// stalled, its calls and its wake-ups are held back: a call made while
+	// stalled blocks (it does not fail) until resume, unless its ctx ends
+	// first; a message published to its subscriptions does not signal Wake
+	// nor change what a locker.Granter reports. On resume they are
+	// delivered, late, in their original order (a release held back before
+	// a grant message reaches the store before the message is seen, and so
+	// on). Everything else of the process goes on: its timers fire, and
+	// the calls they make are held back too. resume must be safe to call
+	// more than once and from any goroutine, and should return once what
+	// was held back is on its way. Keep the driver's own timeouts longer
+	// than a stall of a few seconds, so that a held call is late, not
+	// failed (the suite's Lockers use a RequestTimeout of at least 5 s in
+	// these tests). A TCP proxy in front of the store that pauses the
+	// client's connections does it for a networked store. Optional:
+	// enables the Stall group.
+	Stall func() (resume func())
 }
 
 // subscriptionCounter is the optional Notifier method behind Leaks/Subscriptions.
@@ -75,11 +94,17 @@ var suite = []group{
 		{name: "CountsUpAndDown", run: reentrancyCounts, modes: true},
 		{name: "DistinctHandlesDistinctOwners", run: distinctOwners},
 		{name: "SharedOwnerToken", run: sharedOwner},
+		{name: "NeverShortensLease", run: reentryNeverShortens, modes: true},
 	}},
 	{"Fairness", []test{
 		{name: "ArrivalOrder", run: arrivalOrder},
 		{name: "DepartingWaiterKeepsOrder", run: departingWaiter},
+		{name: "OrderAtHeadAndTail", run: orderAtHeadAndTail},
 		{name: "DeadWaiterEvicted", run: deadWaiter},
+		{name: "DeadHeadSkipped", run: deadHeadSkipped},
+		{name: "KilledWaiterLeavesNoKeys", run: killedWaiterKeys},
+		{name: "WokenAfterHeadLeft", run: wokenAfterHeadLeft},
+		{name: "WakeUpsToOwnProcess", run: wakeUpsToOwnProcess},
 		{name: "GrantMessageLost", run: grantMessageLost},
 		{name: "GrantToDeadWaiter", run: grantToDeadWaiter},
 		{name: "GiveUpRacingRelease", run: giveUpRacingRelease},
@@ -98,6 +123,9 @@ var suite = []group{
 		{name: "LossOnSteal", run: lossOnSteal},
 		{name: "LossWhenCutOff", run: lossWhenCutOff},
 		{name: "NothingRenewedAfterRelease", run: nothingRenewedAfterRelease},
+		{name: "ExtendedLeaseLength", run: extendedLeaseLength},
+		{name: "KilledHolderFreed", run: killedHolderFreed},
+		{name: "DeadlineBeforeRequest", run: deadlineBeforeRequest, modes: true},
 	}},
 	{"Fencing", []test{
 		{name: "Increasing", run: fencingIncreasing},
@@ -109,6 +137,12 @@ var suite = []group{
 		{name: "ByNonHolder", run: releaseByNonHolder},
 		{name: "Double", run: releaseDouble},
 		{name: "AfterExpiry", run: releaseAfterExpiry},
+		{name: "TicketScoped", run: releaseTicketScoped},
+	}},
+	{"Stall", []test{
+		{name: "StaleGrant", run: staleGrant},
+		{name: "HolderPastLease", run: holderPastLease},
+		{name: "WaiterPastHeartbeat", run: waiterPastHeartbeat},
 	}},
 	{"BadInput", []test{
 		{name: "EmptyName", run: badEmptyName},
@@ -139,7 +173,7 @@ var suite = []group{
 // except the Leaks group, which runs alone at the end. Every subtest uses
 // its own random [locker.Options.Namespace], short explicit timings, and
 // bounds every wait: it fails with "timed out waiting for ..." instead of
-// hanging. The whole suite takes about ten seconds.
+// hanging. The whole suite takes about twenty seconds.
 //
 // Hooks and capabilities enable subtests. When one is missing, the
 // subtests that need it call t.Skipf naming the missing piece, so that a
@@ -147,15 +181,22 @@ var suite = []group{
 //
 //   - a Backend that implements [locker.Queue]: every Fair subtest, the
 //     Fairness group;
-//   - a Backend that implements [locker.Notifier]: Spin/WokenByRelease
-//     (without one, waiters only re-check on a timer, which that test
-//     rules out) and Leaks/Subscriptions;
+//   - a Backend that implements [locker.Notifier]: Spin/WokenByRelease,
+//     Fairness/WokenAfterHeadLeft and Fairness/WakeUpsToOwnProcess
+//     (without one, waiters only re-check on a timer, which those tests
+//     rule out) and Leaks/Subscriptions;
 //   - a Notifier with ActiveSubscriptions() int: Leaks/Subscriptions;
 //   - Client.Kill: Fairness/DeadWaiterEvicted, Fairness/GrantToDeadWaiter,
-//     Spin/WokenByHolderDeath, Renewal/LossWhenCutOff;
+//     Fairness/DeadHeadSkipped, Fairness/KilledWaiterLeavesNoKeys,
+//     Spin/WokenByHolderDeath, Renewal/LossWhenCutOff,
+//     Renewal/KilledHolderFreed;
 //   - Harness.Wipe: Renewal/LossOnDelete, Renewal/LossOnSteal,
 //     Fencing/AcrossEviction;
-//   - Harness.Keys: Leaks/Keys, BadInput/NothingWritten.
+//   - Client.Stall: the Stall group (a stalled waiter handed a grant that
+//     lapses, a holder stalled past its lease, a waiter stalled past its
+//     heartbeat);
+//   - Harness.Keys: Leaks/Keys, BadInput/NothingWritten,
+//     Fairness/KilledWaiterLeavesNoKeys.
 //
 // A Backend that implements [locker.Inspector] is checked more closely
 // (holders, hold counts, queue lengths); the fairness tests then observe
@@ -167,7 +208,19 @@ var suite = []group{
 // message is lost (Fairness/GrantMessageLost), a grant to a waiter that
 // died (Fairness/GrantToDeadWaiter) and a grant to a waiter that is giving
 // up (Fairness/GiveUpRacingRelease). They check outcomes only, so a store
-// that merely wakes the head passes them too.
+// that merely wakes the head passes them too. The queue's order at the
+// head and at the tail (Fairness/OrderAtHeadAndTail), the wake-up of the
+// next waiter after a head that left (Fairness/WokenAfterHeadLeft) or that
+// died and lapsed (Fairness/DeadHeadSkipped), and wake-ups that reach only
+// the process they are for (Fairness/WakeUpsToOwnProcess) are checked with
+// waiters that would not re-check on their own for seconds, so that a
+// missing or misdirected wake-up shows.
+//
+// Some checks are of the driver contracts themselves, where the facade
+// cannot show a fault: Release/TicketScoped (a release scoped to a stale
+// ticket changes nothing). Renewal/DeadlineBeforeRequest checks the
+// facade's own deadlines against a backend whose replies come late, and
+// that no store lease ends before the holder's Lock.Deadline().
 //
 // Leaks/Goroutines compares the goroutines of the whole process before and
 // after its own work, so the test that calls Run must not run in parallel

@@ -5,9 +5,13 @@
 // one store, and checks the behaviour contract: mutual exclusion,
 // reentrancy, FIFO fairness (also when a store hands a released lock
 // straight to the head of its queue and that head missed the message,
-// died, or is giving up), spin waiting, renewal and loss signals, fencing
-// tokens, lease expiry, release by non-holders, rejection of bad input,
-// and no leaked goroutines, subscriptions or keys.
+// died, or is giving up; the order at the head and at the tail; wake-ups
+// that reach only the process they are for), spin waiting, renewal and
+// loss signals, lease lengths and deadlines, fencing tokens, lease expiry,
+// release by non-holders and by stale tickets, stalled processes (a
+// waiter handed a grant it sees only after the grant lapsed, a holder or
+// waiter paused past its lease or heartbeat), rejection of bad input, and
+// no leaked goroutines, subscriptions or keys, also after a waiter died.
 //
 // # Plugging in a backend
 //
@@ -21,7 +25,7 @@
 //			NewClient: func(t testing.TB) conformance.Client {
 //				c := mybackend.New(store.Addr()) // its own connections, like a separate process
 //				t.Cleanup(func() { c.Close() })
-//				return conformance.Client{Backend: c, Kill: c.Disconnect}
+//				return conformance.Client{Backend: c, Kill: c.Disconnect, Stall: c.Pause}
 //			},
 //			Keys: store.KeysContaining, // optional
 //			Wipe: store.DeleteLock,     // optional
@@ -35,6 +39,17 @@
 //   - Client.Kill cuts the client off at once (every later call fails, its
 //     subscriptions stop), as if its process died: dead waiters and dead
 //     holders are tested.
+//   - Client.Stall stalls the client as a process pause would (SIGSTOP, a
+//     GC pause, a VM freeze) until the resume function it returns is
+//     called: while stalled its calls block (they do not fail, unless their
+//     ctx ends) and its wake-ups are held back; on resume they are
+//     delivered late, in their original order. The Stall group is tested:
+//     a stalled waiter whose grant lapsed and went to the next waiter, a
+//     holder stalled past its lease, a waiter stalled past its heartbeat.
+//     For a networked store, a TCP proxy per client that holds the bytes
+//     (internal/tcpproxy in this repository) does it; keep the driver's
+//     timeouts longer than a few seconds so that held calls are late, not
+//     failed.
 //   - Harness.Wipe deletes every record of a lock name, as an eviction or an
 //     operator would: loss detection and fencing across eviction are tested.
 //   - Harness.Keys lists the keys held for lock names containing a
@@ -59,7 +74,7 @@
 // A subtest whose hook or capability is missing is skipped with a message
 // naming it, so a gap is visible in -v output rather than passing silently.
 // Every wait is bounded: a broken backend fails with "timed out waiting for
-// ..." instead of hanging the test binary. The suite takes about ten
+// ..." instead of hanging the test binary. The suite takes about twenty
 // seconds: groups run one after another, the subtests of a group in
 // parallel, each in its own random namespace with short timings
 // (leases of a few hundred milliseconds).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +87,32 @@ func (e *env) needKill(c Client) {
 	if c.Kill == nil {
 		e.t.Skip("conformance: Client.Kill is nil, so a client dying is untested")
 	}
+}
+
+func (e *env) needStall(c Client) {
+	e.t.Helper()
+	if c.Stall == nil {
+		e.t.Skip("conformance: Client.Stall is nil, so a stalled client (a process pause) is untested")
+	}
+}
+
+// stall stalls c and returns its resume, which is also called at cleanup
+// (so that a failing test leaves no client stalled); it may be called more
+// than once, and fails the test if it does not return within patience.
+func (e *env) stall(c Client) (resume func()) {
+	e.t.Helper()
+	r := c.Stall()
+	var once sync.Once
+	resume = func() {
+		once.Do(func() {
+			within(e.t, patience, "Client.Stall's resume to return", func() struct{} {
+				r()
+				return struct{}{}
+			})
+		})
+	}
+	e.t.Cleanup(resume)
+	return resume
 }
 
 func (e *env) needWipe() {

@@ -93,7 +93,8 @@ func departingWaiter(e *env) {
 
 // deadHead is a lock held by a first client, with a waiter queued on a
 // second client that was then killed, and a live waiter queued behind it;
-// every Locker has a waiter TTL of a second.
+// every Locker has a waiter TTL of a second, and a fallback interval long
+// enough that only heartbeats and wake-ups make the live waiter re-check.
 type deadHead struct {
 	key       string
 	name      string
@@ -112,7 +113,8 @@ func (e *env) queueBehindDead(key string) *deadHead {
 	hc, dc, wc := e.client(), e.client(), e.client()
 	e.needFair(hc)
 	e.needKill(dc)
-	d := &deadHead{key: key, opts: locker.Options[string]{WaiterTTL: time.Second}, inspect: hc, deadOwner: locker.NewOwner()}
+	o := locker.Options[string]{WaiterTTL: time.Second, FallbackInterval: 8 * time.Second}
+	d := &deadHead{key: key, opts: o, inspect: hc, deadOwner: locker.NewOwner()}
 	hl, dl, wl := e.locker(hc, d.opts), e.locker(dc, d.opts), e.locker(wc, d.opts)
 	d.name = e.name(hl, key)
 	d.holder = e.tryLock(hl, key, longLease)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -85,4 +86,59 @@ func releaseAfterExpiry(e *env) {
 	err := within(e.t, patience, "Extend of an expired holding", func() error { return h.Extend(e.ctx, time.Minute) })
 	requireErr(e.t, err, locker.ErrNotHeld)
 	e.release(e.tryLock(lb, key, longLease))
+}
+
+// releaseTicketScoped (driver contract): a release scoped to a ticket acts
+// only when the latest acquisition of the owner carried that ticket, so
+// that undoing an attempt whose reply was lost never undoes another hold
+// of the same owner; a repeated attempt with the same ticket does not
+// count the hold twice.
+func releaseTicketScoped(e *env) {
+	c := e.client()
+	l := e.locker(c, locker.Options[string]{})
+	name, owner := e.name(l, "ticket-scoped"), locker.NewOwner()
+	first, second := fairqueue.NewTicket(), fairqueue.NewTicket()
+	type reply struct {
+		res       locker.AcquireResult
+		held      bool
+		remaining int
+		err       error
+	}
+	acquire := func(ticket string) locker.AcquireResult {
+		e.t.Helper()
+		r := within(e.t, patience, "Backend.Acquire", func() reply {
+			res, err := c.Backend.Acquire(e.ctx, locker.AcquireRequest{Name: name, Owner: owner, Ticket: ticket, Lease: longLease})
+			return reply{res: res, err: err}
+		})
+		require.NoError(e.t, r.err, "Backend.Acquire")
+		require.True(e.t, r.res.Acquired, "Backend.Acquire by the holder (a re-entry)")
+		return r.res
+	}
+	release := func(ticket string) (bool, int) {
+		e.t.Helper()
+		r := within(e.t, patience, "Backend.Release", func() reply {
+			held, n, err := c.Backend.Release(e.ctx, name, owner, ticket)
+			return reply{held: held, remaining: n, err: err}
+		})
+		require.NoError(e.t, r.err, "Backend.Release(ticket %q)", ticket)
+		return r.held, r.remaining
+	}
+	require.Equal(e.t, 1, acquire(first).Count)
+	require.Equal(e.t, 2, acquire(second).Count, "a re-entry with a new ticket")
+	require.Equal(e.t, 2, acquire(second).Count, "an attempt repeated with the same ticket counted the hold twice")
+
+	for _, stale := range []string{first, fairqueue.NewTicket()} {
+		held, _ := release(stale)
+		require.False(e.t, held, "a release scoped to a ticket that is not the owner's latest acquisition reported held")
+		e.checkState(c, name, owner, 2)
+	}
+	held, remaining := release(second)
+	require.True(e.t, held, "a release scoped to the ticket of the latest acquisition")
+	require.Equal(e.t, 1, remaining, "hold count left after the release scoped to the latest acquisition's ticket")
+	e.checkState(c, name, owner, 1)
+	held, remaining = release("")
+	require.True(e.t, held)
+	require.Zero(e.t, remaining)
+	e.checkState(c, name, "", 0)
+	e.release(e.tryLock(l, "ticket-scoped", longLease)) // free
 }

@@ -2,8 +2,11 @@ package goredis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/tcpproxy"
 	"github.com/disgolock/disgo/locker"
 	"github.com/disgolock/disgo/renewer"
 )
@@ -33,7 +37,16 @@ func TestCluster(t *testing.T) {
 		c.nodes[addr] = n
 	}
 	t.Run("Conformance", func(t *testing.T) {
-		runConformance(t, c.client(t, ""), func() redis.UniversalClient { return c.newClient("") })
+		runConformance(t, c.client(t, ""), func(t testing.TB) harnessClient {
+			// Every node through a proxy of the client's own, which stalls it.
+			px := newProxied()
+			t.Cleanup(px.close)
+			cc := redis.NewClusterClient(&redis.ClusterOptions{
+				Addrs: c.Addrs, ContextTimeoutEnabled: true, DialTimeout: time.Second,
+				ReadTimeout: stalledReadTimeout, WriteTimeout: stalledReadTimeout, Dialer: px.dial,
+			})
+			return harnessClient{cc, px.stall, px.close}
+		})
 	})
 	t.Run("LocksSpreadAcrossMasters", c.testLocksSpread)
 	t.Run("WakeUpsOnEveryMaster", func(t *testing.T) {
@@ -44,6 +57,83 @@ func TestCluster(t *testing.T) {
 	t.Run("ExtendBatchAcrossMasters", c.testExtendBatch)
 	t.Run("ConnectionLossResubscribes", c.testConnectionLoss)
 	t.Run("SlotMigrationResubscribes", c.testSlotMigration) // last: it moves a slot
+}
+
+// proxied routes the connections of one client to the nodes of a cluster
+// through TCP proxies of its own, one per node, made on first use, so that
+// the client can be stalled: its keys, channels and scripts of one lock
+// name are on one node, so that per-node order is the order that matters.
+type proxied struct {
+	mu      sync.Mutex
+	byAddr  map[string]*tcpproxy.Proxy
+	stalled bool
+	closed  bool
+}
+
+func newProxied() *proxied { return &proxied{byAddr: make(map[string]*tcpproxy.Proxy)} }
+
+// dial is a go-redis Dialer: it connects to the proxy of the node at addr.
+func (p *proxied) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	p.mu.Lock()
+	px := p.byAddr[addr]
+	if px == nil && !p.closed {
+		var err error
+		if px, err = tcpproxy.New(addr); err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		if p.stalled {
+			px.Pause()
+		}
+		p.byAddr[addr] = px
+	}
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, errors.New("proxied: closed")
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, px.Addr())
+}
+
+// stall pauses every proxy (and those made meanwhile) until resume.
+func (p *proxied) stall() (resume func()) {
+	p.mu.Lock()
+	p.stalled = true
+	var all []*tcpproxy.Proxy
+	for _, px := range p.byAddr {
+		px.Pause()
+		all = append(all, px)
+	}
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.stalled = false
+			all = all[:0]
+			for _, px := range p.byAddr {
+				all = append(all, px)
+			}
+			p.mu.Unlock()
+			for _, px := range all {
+				px.ResumeWithGap(2 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// close closes every proxy, and fails every later dial: the client is cut
+// off from the cluster.
+func (p *proxied) close() {
+	p.mu.Lock()
+	p.closed = true
+	all := p.byAddr
+	p.byAddr = nil
+	p.mu.Unlock()
+	for _, px := range all {
+		_ = px.Close()
+	}
 }
 
 type cluster struct {
@@ -115,6 +205,7 @@ func (c *cluster) masterOf(t *testing.T, key string) string {
 	n := c.node(c.Addrs[0])
 	slot, err := n.ClusterKeySlot(ctx, key).Result()
 	require.NoError(t, err)
+	//lint:ignore SA1019 CLUSTER SLOTS is what the stores route by, and Redis 7.0 still has it
 	slots, err := n.ClusterSlots(ctx).Result()
 	require.NoError(t, err)
 	for _, r := range slots {

@@ -13,39 +13,89 @@ import (
 	"github.com/disgolock/disgo/conformance"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/tcpproxy"
 )
 
 // TestConformance runs the conformance suite on one redis-server. Every
-// client is a redis.Client of its own with a Store on it. (TestCluster
-// runs it on a Redis Cluster.)
+// client is a redis.Client of its own, connected through a TCP proxy of
+// its own (which stalls it), with a Store on it. (TestCluster runs it on a
+// Redis Cluster.)
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = admin.Close() })
-	runConformance(t, admin, func() redis.UniversalClient {
-		return redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
+	runConformance(t, admin, func(t testing.TB) harnessClient {
+		p := tcpproxy.Start(t, srv.Addr)
+		c := redis.NewClient(&redis.Options{
+			Addr: p.Addr(), ContextTimeoutEnabled: true, DialTimeout: time.Second,
+			ReadTimeout: stalledReadTimeout, WriteTimeout: stalledReadTimeout,
+		})
+		return harnessClient{c, func() func() { return stall(p) }, func() { _ = p.Close() }}
 	})
 }
 
+// harnessClient is a client of the conformance harness with the hooks of
+// its connections.
+type harnessClient struct {
+	c     redis.UniversalClient
+	stall func() (resume func()) // Client.Stall, or nil
+	cut   func()                 // cuts the client's connections off at once (its proxies), or nil
+}
+
+// stalledReadTimeout bounds the reads and writes of the proxied clients:
+// longer than any stall of the suite, so that a call held back by a stall
+// is late, not failed (the Lockers' RequestTimeout bounds it anyway).
+const stalledReadTimeout = 10 * time.Second
+
+// stall pauses the proxies, as a process pause would stall every
+// connection of a client at once, and returns the function that resumes
+// them: what they hold is delivered in the order it arrived, with a short
+// gap between connections so that the client's readers see it in that
+// order too.
+func stall(proxies ...*tcpproxy.Proxy) func() {
+	for _, p := range proxies {
+		p.Pause()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, p := range proxies {
+				p.ResumeWithGap(2 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // runConformance runs the suite with a Store on a new client from
-// newClient for every conformance client; admin lists and wipes keys.
-func runConformance(t *testing.T, admin redis.UniversalClient, newClient func() redis.UniversalClient) {
+// newClient for every conformance client. admin lists and wipes keys.
+func runConformance(t *testing.T, admin redis.UniversalClient, newClient func(t testing.TB) harnessClient) {
 	layout := rediscore.Layout{Prefix: rediscore.DefaultPrefix}
 	conformance.Run(t, conformance.Harness{
 		NewClient: func(t testing.TB) conformance.Client {
-			c := newClient()
+			hc := newClient(t)
+			c := hc.c
 			s, err := goredis.New(c, goredis.Options{})
 			if err != nil {
 				t.Fatalf("goredis.New: %v", err)
 			}
-			// The client first, so that every later call fails: closing the
-			// Store wakes its waiters, whose next call must not get through.
-			kill := func() {
+			// The client first, then the Store: closing the Store wakes its
+			// waiters, whose next call must not get through. Kill cuts the
+			// connections off before: a closed client may still send.
+			closeAll := func() {
 				_ = c.Close()
 				_ = s.Close()
 			}
-			t.Cleanup(kill)
-			return conformance.Client{Backend: s, Kill: kill}
+			kill := func() {
+				if hc.cut != nil {
+					hc.cut()
+				}
+				closeAll()
+			}
+			// Before the proxies close (registered earlier): cutting the
+			// connections of a live client would make it start
+			// reconnecting in goroutines that outlive the test.
+			t.Cleanup(closeAll)
+			return conformance.Client{Backend: s, Kill: kill, Stall: hc.stall}
 		},
 		Keys: func(ctx context.Context, substr string) ([]string, error) {
 			tag := rediscore.Tag(substr) // the name as keys spell it, inside braces

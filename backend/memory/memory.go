@@ -8,7 +8,7 @@
 // memory.New() can be passed straight to locker.New. [Store.Client] hands
 // out further independent views of the same store, each behaving like a
 // separate process with its own subscriptions, which a test can [Client.Kill]
-// to simulate a crash.
+// to simulate a crash, or [Client.Stall] to simulate a process pause.
 //
 // The rules, as in Redis:
 //
@@ -311,7 +311,8 @@ func (s *Store) sweep(now time.Time) {
 }
 
 // publish wakes the subscriptions of name addressed by msg: the one ticket,
-// or all for a broadcast. It never blocks. Called with s.mu held.
+// or all for a broadcast. A subscription of a stalled client gets the
+// message when the client resumes. It never blocks. Called with s.mu held.
 func (s *Store) publish(name, msg string) {
 	ticket, fence := msg, int64(0)
 	if i := strings.IndexByte(msg, ' '); i >= 0 {
@@ -320,13 +321,11 @@ func (s *Store) publish(name, msg string) {
 	}
 	for sub := range s.subs[name] {
 		if ticket == broadcast || sub.ticket == ticket {
-			if fence > 0 {
-				sub.fence = fence
+			if c := sub.c; c.stalls > 0 {
+				c.held = append(c.held, &held{sub: sub, fence: fence})
+				continue
 			}
-			select {
-			case sub.wake <- struct{}{}:
-			default:
-			}
+			sub.deliver(fence)
 		}
 	}
 }
@@ -363,22 +362,40 @@ func (r *record) idle() bool { return r.count == 0 && r.room.Len() == 0 }
 // own connection. It implements locker.Backend, locker.Queue,
 // locker.Notifier, locker.Inspector and renewer.BatchExtender.
 //
-// All methods are safe for concurrent use and never block: each acts at
-// once. Each first checks ctx and returns an error wrapping ctx.Err(),
-// changing nothing, when ctx is done; after [Client.Kill] each returns
-// [ErrKilled].
+// All methods are safe for concurrent use and never block, except while
+// the client is stalled (see [Client.Stall]): each acts at once. Each
+// first checks ctx and returns an error wrapping ctx.Err(), changing
+// nothing, when ctx is done; after [Client.Kill] each returns [ErrKilled].
 type Client struct {
 	s *Store
 
 	// guarded by s.mu
 	killed bool
 	names  map[string]int // live subscriptions of this client per name
+	stalls int            // Stall calls not yet resumed; > 0: stalled
+	held   []*held        // while stalled (and resuming): calls and messages held back, oldest first
+}
+
+// held is a call or a message held back while its client is stalled.
+type held struct {
+	// A message: sub gets it (with the fence of a grant, 0 for a wake-up).
+	sub   *subscription
+	fence int64
+	// A call: goOn is closed when it may proceed, and the call closes
+	// entered once it holds the store's lock (or gives up after goOn was
+	// closed), so that what was held back after it comes after it.
+	goOn      chan struct{}
+	entered   chan struct{}
+	started   bool // goOn was closed (guarded by s.mu)
+	abandoned bool // the call's ctx ended before it could proceed (guarded by s.mu)
 }
 
 // Kill cuts the client off the store at once, as if its process died:
 // every later call returns [ErrKilled], and its subscriptions stop and are
 // released. Locks it holds and queue places it has stay until their lease
-// or heartbeat lapses. Kill is idempotent and safe for concurrent use.
+// or heartbeat lapses. Calls held back by a stall return ErrKilled, and the
+// messages held back are dropped. Kill is idempotent and safe for
+// concurrent use.
 func (c *Client) Kill() {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -390,6 +407,75 @@ func (c *Client) Kill() {
 			}
 		}
 	}
+	for _, h := range c.held {
+		if h.goOn != nil && !h.abandoned && !h.started {
+			h.started = true
+			close(h.goOn) // it finds the client killed
+		}
+	}
+	c.held = nil
+}
+
+// Stall stalls the client as a process pause would (SIGSTOP, a long GC
+// pause, a VM freeze), until resume is called: every call of the client
+// blocks before it touches the store, and the messages published to its
+// subscriptions are held back (their Wake is not signalled, and the fence
+// that Granted reports is not updated). On resume they are delivered, late,
+// in their original order: a call made while stalled acts on the store
+// only after every message and call held back before it, and before those
+// held back after it. A blocked call whose ctx ends first returns an error
+// wrapping ctx.Err() and changes nothing. What is local to the process
+// goes on: Granted, Close and ActiveSubscriptions answer at once, and
+// SubscribeActive registers a subscription without waiting (its messages
+// are held back too).
+//
+// Stalls nest: the client runs again once every resume returned by Stall
+// was called. resume is idempotent and returns once every call and message
+// held back was delivered. Kill during a stall ends it: the calls held
+// back return [ErrKilled]. Stall and resume are safe for concurrent use.
+func (c *Client) Stall() (resume func()) {
+	s := c.s
+	s.mu.Lock()
+	c.stalls++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(c.resume) }
+}
+
+// resume ends one stall; the last one delivers what was held back, in order.
+func (c *Client) resume() {
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.stalls--; c.stalls > 0 {
+		return
+	}
+	// Calls made and messages published meanwhile are held back too, so
+	// that they come after what is already held (stalls stays > 0 for
+	// publish and begin until the loop ends).
+	c.stalls++
+	defer func() { c.stalls-- }()
+	for len(c.held) > 0 && c.stalls == 1 { // a Stall meanwhile holds the rest back again
+		h := c.held[0]
+		c.held[0] = nil
+		c.held = c.held[1:]
+		switch {
+		case h.sub != nil:
+			if _, live := s.subs[h.sub.name][h.sub]; live {
+				h.sub.deliver(h.fence)
+			}
+		case h.abandoned, h.started:
+		default:
+			h.started = true
+			close(h.goOn)
+			s.mu.Unlock()
+			<-h.entered
+			s.mu.Lock()
+		}
+	}
+	if len(c.held) == 0 {
+		c.held = nil // let the backing array go
+	}
 }
 
 // ActiveSubscriptions returns the number of lock names this client holds
@@ -400,9 +486,10 @@ func (c *Client) ActiveSubscriptions() int {
 	return len(c.names)
 }
 
-// begin reads the clock, checks ctx and the client, and locks the store.
-// On success the caller must unlock s.mu; the returned time is the store
-// time of the operation.
+// begin reads the clock, checks ctx and the client, and locks the store;
+// while the client is stalled it first waits for its turn (see Stall). On
+// success the caller must unlock s.mu; the returned time is the store time
+// of the operation.
 func (c *Client) begin(ctx context.Context) (time.Time, error) {
 	t := c.s.now()
 	if err := ctx.Err(); err != nil {
@@ -413,7 +500,45 @@ func (c *Client) begin(ctx context.Context) (time.Time, error) {
 		c.s.mu.Unlock()
 		return time.Time{}, ErrKilled
 	}
+	if c.stalls > 0 {
+		return c.wait(ctx)
+	}
 	return c.s.tick(t), nil
+}
+
+// wait holds a call of a stalled client back until resume lets it go on,
+// in the order it was made. Called with s.mu held; returns with s.mu held
+// on success, and without it on error.
+func (c *Client) wait(ctx context.Context) (time.Time, error) {
+	s := c.s
+	h := &held{goOn: make(chan struct{}), entered: make(chan struct{})}
+	c.held = append(c.held, h)
+	s.mu.Unlock()
+	select {
+	case <-h.goOn:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	if !h.started {
+		h.abandoned = true // still held: resume skips it
+		s.mu.Unlock()
+		return time.Time{}, fmt.Errorf("memory: %w", ctx.Err())
+	}
+	// Read the clock without the store's lock, which resume does not hold
+	// while it waits for this call to enter.
+	s.mu.Unlock()
+	t := s.now()
+	s.mu.Lock()
+	close(h.entered)
+	switch {
+	case c.killed:
+		s.mu.Unlock()
+		return time.Time{}, ErrKilled
+	case ctx.Err() != nil:
+		s.mu.Unlock()
+		return time.Time{}, fmt.Errorf("memory: %w", ctx.Err())
+	}
+	return s.tick(t), nil
 }
 
 // Acquire implements locker.Backend: it takes the lock if it is free or

@@ -31,11 +31,30 @@ func (sub *subscription) Granted() (int64, bool) {
 	return sub.fence, sub.fence > 0
 }
 
+// deliver signals sub's Wake and records the fence of a grant (fence > 0).
+// Called with Store.mu held.
+func (sub *subscription) deliver(fence int64) {
+	if fence > 0 {
+		sub.fence = fence
+	}
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
 // SubscribeActive implements locker.ActiveSubscriber. Subscribing costs no
-// round trip here, so it always succeeds, except on a killed client.
+// round trip here, so it always succeeds, except on a killed client; on a
+// stalled client too, as it is local to the process (the messages are held
+// back until the client resumes).
 func (c *Client) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
-	sub, err := c.Subscribe(context.Background(), name, ticket)
-	return sub, err == nil
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.killed {
+		return nil, false
+	}
+	return s.subscribe(c, name, ticket), true
 }
 
 // SubscribeActive implements locker.ActiveSubscriber on the store's
@@ -56,13 +75,18 @@ func (c *Client) Subscribe(ctx context.Context, name, ticket string) (locker.Sub
 	}
 	s := c.s
 	defer s.mu.Unlock()
+	return s.subscribe(c, name, ticket), nil
+}
+
+// subscribe registers a subscription of c. Called with s.mu held.
+func (s *Store) subscribe(c *Client, name, ticket string) *subscription {
 	sub := &subscription{c: c, name: name, ticket: ticket, wake: make(chan struct{}, 1)}
 	if s.subs[name] == nil {
 		s.subs[name] = make(map[*subscription]struct{})
 	}
 	s.subs[name][sub] = struct{}{}
 	c.names[name]++
-	return sub, nil
+	return sub
 }
 
 // Wake returns the channel signalled on wake-ups.

@@ -2,8 +2,11 @@ package rueidisbackend_test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/tcpproxy"
 	"github.com/disgolock/disgo/locker"
 	"github.com/disgolock/disgo/renewer"
 )
@@ -42,7 +46,13 @@ func TestCluster(t *testing.T) {
 		cc := connect(t, c.Addrs[0])
 		defer cc.Close()
 		require.Equal(t, rueidis.ClientModeCluster, cc.Mode())
-		runConformance(t, c.Addrs[0])
+		runConformance(t, connect(t, c.Addrs[0]), func(t testing.TB) harnessClient {
+			// Every node through a proxy of the client's own, which stalls it.
+			px := newProxied()
+			t.Cleanup(px.close)
+			cc := connectWith(t, rueidis.ClientOption{InitAddress: []string{c.Addrs[0]}, DialCtxFn: px.dial})
+			return harnessClient{cc, px.stall}
+		})
 	})
 	t.Run("Interop", func(t *testing.T) { testInterop(t, c.Addrs...) })
 	t.Run("LocksSpreadAcrossMasters", c.testLocksSpread)
@@ -56,6 +66,81 @@ func TestCluster(t *testing.T) {
 	t.Run("ExtendBatchAcrossMasters", c.testExtendBatch)
 	t.Run("ConnectionLossResubscribes", c.testConnectionLoss)
 	t.Run("SlotMigrationResubscribes", c.testSlotMigration) // last: it moves a slot
+}
+
+// proxied routes the connections of one client to the nodes of a cluster
+// through TCP proxies of its own, one per node, made on first use, so that
+// the client can be stalled: the keys, channels and scripts of one lock
+// name are on one node, so that per-node order is the order that matters.
+type proxied struct {
+	mu      sync.Mutex
+	byAddr  map[string]*tcpproxy.Proxy
+	stalled bool
+	closed  bool
+}
+
+func newProxied() *proxied { return &proxied{byAddr: make(map[string]*tcpproxy.Proxy)} }
+
+// dial is a rueidis DialCtxFn: it connects to the proxy of the node at dst.
+func (p *proxied) dial(ctx context.Context, dst string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
+	p.mu.Lock()
+	px := p.byAddr[dst]
+	if px == nil && !p.closed {
+		var err error
+		if px, err = tcpproxy.New(dst); err != nil {
+			p.mu.Unlock()
+			return nil, err
+		}
+		if p.stalled {
+			px.Pause()
+		}
+		p.byAddr[dst] = px
+	}
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		// After the test: a closed rueidis cluster client may still
+		// refresh its topology, and would retry for ever if dials failed.
+		return d.DialContext(ctx, "tcp", dst)
+	}
+	return d.DialContext(ctx, "tcp", px.Addr())
+}
+
+// stall pauses every proxy (and those made meanwhile) until resume.
+func (p *proxied) stall() (resume func()) {
+	p.mu.Lock()
+	p.stalled = true
+	for _, px := range p.byAddr {
+		px.Pause()
+	}
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			p.stalled = false
+			var all []*tcpproxy.Proxy
+			for _, px := range p.byAddr {
+				all = append(all, px)
+			}
+			p.mu.Unlock()
+			for _, px := range all {
+				px.ResumeWithGap(2 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// close closes every proxy; later dials go to the nodes themselves.
+func (p *proxied) close() {
+	p.mu.Lock()
+	p.closed = true
+	all := p.byAddr
+	p.byAddr = nil
+	p.mu.Unlock()
+	for _, px := range all {
+		_ = px.Close()
+	}
 }
 
 type cluster struct {

@@ -2,8 +2,12 @@ package rueidisbackend_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/rueidis"
 
@@ -11,47 +15,96 @@ import (
 	"github.com/disgolock/disgo/conformance"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/tcpproxy"
+	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/renewer"
 )
 
 // TestConformance runs the conformance suite on one redis-server. Every
-// client is a rueidis.Client of its own with a Store on it. (TestCluster
-// runs it on a Redis Cluster.)
+// client is a rueidis.Client of its own, connected through a TCP proxy of
+// its own (which stalls it), with a Store on it. (TestCluster runs it on a
+// Redis Cluster.)
 func TestConformance(t *testing.T) {
-	runConformance(t, redistest.Start(t).Addr)
+	addr := redistest.Start(t).Addr
+	runConformance(t, connect(t, addr), func(t testing.TB) harnessClient {
+		p := tcpproxy.Start(t, addr)
+		return harnessClient{connect(t, p.Addr()), func() func() { return stall(p) }}
+	})
+}
+
+// harnessClient is a client of the conformance harness and its stall hook.
+type harnessClient struct {
+	c     rueidis.Client
+	stall func() (resume func()) // Client.Stall, or nil
 }
 
 // connect returns a rueidis client of the servers at addrs (a cluster
 // client when they are cluster nodes), for the caller to close.
 func connect(t testing.TB, addrs ...string) rueidis.Client {
-	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs})
+	return connectWith(t, rueidis.ClientOption{InitAddress: addrs})
+}
+
+// connectWith returns a rueidis client made with o, for the caller to close.
+func connectWith(t testing.TB, o rueidis.ClientOption) rueidis.Client {
+	c, err := rueidis.NewClient(o)
 	if err != nil {
 		t.Fatalf("rueidis.NewClient: %v", err)
 	}
 	return c
 }
 
-// runConformance runs the suite with a Store on a new client of addrs for
-// every conformance client.
-func runConformance(t *testing.T, addrs ...string) {
-	admin := connect(t, addrs...)
+// stall pauses the proxies, as a process pause would stall every
+// connection of a client at once, and returns the function that resumes
+// them: what they hold is delivered in the order it arrived, with a short
+// gap between connections so that the client's readers see it in that
+// order too. rueidis's own timeouts (ConnWriteTimeout, 10 s by default)
+// are longer than any stall of the suite.
+func stall(proxies ...*tcpproxy.Proxy) func() {
+	for _, p := range proxies {
+		p.Pause()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, p := range proxies {
+				p.ResumeWithGap(2 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// runConformance runs the suite with a Store on a new client from
+// newClient for every conformance client. admin (closed at cleanup) lists
+// and wipes keys.
+func runConformance(t *testing.T, admin rueidis.Client, newClient func(t testing.TB) harnessClient) {
 	t.Cleanup(admin.Close)
 	layout := rediscore.Layout{Prefix: rediscore.DefaultPrefix}
 
 	conformance.Run(t, conformance.Harness{
 		NewClient: func(t testing.TB) conformance.Client {
-			c := connect(t, addrs...)
+			hc := newClient(t)
+			c := hc.c
 			s, err := rueidisbackend.New(c, rueidisbackend.Options{})
 			if err != nil {
 				t.Fatalf("rueidisbackend.New: %v", err)
 			}
-			// The client first, so that every later call fails: closing the
-			// Store wakes its waiters, whose next call must not get through.
-			kill := func() {
+			k := &killable{Store: s}
+			// Every later call fails first, then the client and the Store
+			// close: closing the Store wakes its waiters, whose next call
+			// must not get through. A closed rueidis cluster client does
+			// not fail every later call by itself: the close of each
+			// connection starts a topology refresh, which may dial the
+			// nodes again, and later calls then succeed.
+			closeAll := func() {
 				c.Close()
 				_ = s.Close()
 			}
-			t.Cleanup(kill)
-			return conformance.Client{Backend: s, Kill: kill}
+			kill := func() {
+				k.dead.Store(true)
+				closeAll()
+			}
+			t.Cleanup(closeAll) // before the proxies close (registered earlier)
+			return conformance.Client{Backend: k, Kill: kill, Stall: hc.stall}
 		},
 		Keys: func(ctx context.Context, substr string) ([]string, error) {
 			tag := rediscore.Tag(substr) // the name as keys spell it, inside braces
@@ -88,4 +141,76 @@ func scanKeys(ctx context.Context, c rueidis.Client) ([]string, error) {
 		}
 	}
 	return keys, nil
+}
+
+// errKilled is what every call of a killed conformance client fails with.
+var errKilled = errors.New("conformance harness: client killed")
+
+// killable is a Store whose calls all fail once its client was killed.
+type killable struct {
+	*rueidisbackend.Store
+	dead atomic.Bool
+}
+
+func (k *killable) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+	if k.dead.Load() {
+		return locker.AcquireResult{}, errKilled
+	}
+	return k.Store.Acquire(ctx, req)
+}
+
+func (k *killable) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+	if k.dead.Load() {
+		return locker.AcquireResult{}, errKilled
+	}
+	return k.Store.AcquireFair(ctx, req, waiterTTL)
+}
+
+func (k *killable) Release(ctx context.Context, name, owner, ticket string) (bool, int, error) {
+	if k.dead.Load() {
+		return false, 0, errKilled
+	}
+	return k.Store.Release(ctx, name, owner, ticket)
+}
+
+func (k *killable) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
+	if k.dead.Load() {
+		return false, errKilled
+	}
+	return k.Store.Extend(ctx, name, owner, lease)
+}
+
+func (k *killable) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+	if k.dead.Load() {
+		return errKilled
+	}
+	return k.Store.ExtendBatch(ctx, batch)
+}
+
+func (k *killable) Leave(ctx context.Context, name, ticket string) error {
+	if k.dead.Load() {
+		return errKilled
+	}
+	return k.Store.Leave(ctx, name, ticket)
+}
+
+func (k *killable) Inspect(ctx context.Context, name string) (locker.State, error) {
+	if k.dead.Load() {
+		return locker.State{}, errKilled
+	}
+	return k.Store.Inspect(ctx, name)
+}
+
+func (k *killable) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+	if k.dead.Load() {
+		return nil, errKilled
+	}
+	return k.Store.Subscribe(ctx, name, ticket)
+}
+
+func (k *killable) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+	if k.dead.Load() {
+		return nil, false
+	}
+	return k.Store.SubscribeActive(name, ticket)
 }
