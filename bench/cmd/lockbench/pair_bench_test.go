@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -10,7 +12,6 @@ import (
 
 	"github.com/disgolock/disgo/backend/goredis"
 	"github.com/disgolock/disgo/bench/internal/redisproc"
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -94,7 +95,7 @@ type storeInst struct {
 }
 
 func (s *storeInst) Lock(ctx context.Context, key string) (Unlock, error) {
-	req := locker.AcquireRequest{Name: key, Owner: s.owner, Ticket: fairqueue.NewTicket(), Lease: 8 * time.Second}
+	req := driver.AcquireRequest{Name: key, Owner: s.owner, Ticket: token.New(), Lease: 8 * time.Second}
 	res, err := s.s.Acquire(ctx, req)
 	if err != nil {
 		return nil, err
