@@ -58,7 +58,7 @@ func (s *session) diagnose(err error) error {
 			hint: "give the user and password in the URL, redis://user:password@host:port (" + flagHint + ")"}
 	case errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr):
 		return &exitErr{code: exitUnavailable, msg: "TLS: the certificate of " + where + " was not accepted: " + oneLine(msg),
-			hint: "the server's CA must be in the system trust store; see the README section on TLS"}
+			hint: "rediss:// verifies the server certificate against the system trust store: add the server's CA there, and connect by the name the certificate is for"}
 	case errors.As(err, &recErr) || has("first record does not look like a TLS handshake"):
 		return &exitErr{code: exitUnavailable, msg: "TLS handshake with " + where + " failed: the server does not speak TLS",
 			hint: "use redis:// instead of rediss:// (" + flagHint + ")"}
