@@ -477,7 +477,7 @@ func TestErrors(t *testing.T) {
 			}
 		}
 	})
-	t.Run("ClusterAsStandalone", func(t *testing.T) {
+	t.Run("Cluster", func(t *testing.T) {
 		c := redistest.StartCluster(t, 3)
 		for _, adapter := range []string{"goredis", "rueidis"} {
 			r := e.run("--adapter", adapter, "--redis", "redis://"+c.Addrs[0], "inspect", "x")
@@ -488,14 +488,23 @@ func TestErrors(t *testing.T) {
 			ce := &env{t: t, dir: t.TempDir(), vars: append(e.vars, "DISGO_CLUSTER="+strings.Join(c.Addrs, ","), "DISGO_ADAPTER="+adapter)}
 			var procs []*proc
 			for _, k := range []string{"k1", "k2", "k3", "k4"} {
-				procs = append(procs, ce.start("run", "--owner", "o-"+k, k, "sh", "-c", fmt.Sprintf("echo %s >> up; sleep 60", k)))
+				procs = append(procs, ce.start("run", "--lease", "1s", "--owner", "o-"+k, k, "sh", "-c", fmt.Sprintf("echo %s >> up; exec sleep 60", k)))
 			}
 			waitFor(t, "four holders", func() bool { return strings.Count(ce.read("up"), "\n") == 4 })
 			r = ce.run("list")
 			if r.code != 0 || strings.Count(r.stdout, "\n") != 5 {
 				t.Errorf("%s: list on the Cluster: %v", adapter, r)
 			}
-			for _, p := range procs {
+			if v := ce.inspectJSON("k3"); v["owner"] != "o-k3" {
+				t.Errorf("%s: inspect on the Cluster: %v", adapter, v)
+			}
+			if r := ce.run("release", "--force", "k1"); r.code != 0 {
+				t.Errorf("%s: release --force on the Cluster: %v", adapter, r)
+			}
+			if r := procs[0].wait(t); r.code != exitLost {
+				t.Errorf("%s: the holder of k1 after release --force: %v", adapter, r)
+			}
+			for _, p := range procs[1:] {
 				_ = p.cmd.Process.Signal(syscall.SIGTERM)
 				p.wait(t)
 			}

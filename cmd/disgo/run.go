@@ -63,7 +63,7 @@ var cmdRun = &command{
 		fs.BoolVar(&o.fair, "fair", false, "wait in arrival order (the default)")
 		fs.BoolVar(&o.barging, "barging", false, "take the lock whenever it is free, whoever waited longest")
 		fs.DurationVar(&o.grace, "grace", defaultGrace, "after the lock is lost, how long the command has between SIGTERM and SIGKILL")
-		fs.StringVar(&o.owner, "owner", "", "the owner token to hold the lock as (default `host:pid:random`)")
+		fs.StringVar(&o.owner, "owner", "", "the owner `TOKEN` to hold the lock as; default host:pid:random")
 	},
 	help: `Run waits for the lock NAME (in arrival order by default, --barging to take it
 whenever it is free), then runs COMMAND with ARGS while holding it, renewing
