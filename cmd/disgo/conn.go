@@ -224,6 +224,12 @@ func redact(s string) string {
 	return u.String()
 }
 
+// quietLogger drops go-redis' own log lines (dial retries and the like):
+// disgo reports the error that ends an operation, once, with a hint.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
 // session is an open connection to the store: the lock store of the chosen
 // adapter and the admin client for the commands the lock stores do not
 // send (SCAN, INFO, the force-release transaction).

@@ -13,6 +13,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Exit statuses. They follow sysexits(3) where one fits; run passes the
@@ -61,6 +63,7 @@ type app struct {
 }
 
 func main() {
+	redis.SetLogger(quietLogger{})
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	os.Exit(a.main(os.Args[1:]))
 }
@@ -165,7 +168,7 @@ func parse(fs *flag.FlagSet, args []string, trailing bool) ([]string, error) {
 func (a *app) usageError(c *command, err error) int {
 	fmt.Fprintf(a.stderr, "disgo: %v\n", err)
 	if c != nil {
-		fmt.Fprintf(a.stderr, "usage: disgo %s [flags] %s\nRun 'disgo help %s' for details.\n", c.name, c.args, c.name)
+		fmt.Fprintf(a.stderr, "usage: %s\nRun 'disgo help %s' for details.\n", usageLine(c), c.name)
 	} else {
 		fmt.Fprintln(a.stderr, "Run 'disgo --help' for usage.")
 	}
@@ -262,7 +265,7 @@ Run 'disgo help COMMAND' for the flags and output of a command.
 }
 
 func (a *app) cmdUsage(w io.Writer, c *command) {
-	fmt.Fprintf(w, "usage: disgo %s [flags] %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.help))
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", usageLine(c), strings.TrimSpace(c.help))
 	fs := newFlagSet(c, new(opts))
 	own := flag.NewFlagSet("", flag.ContinueOnError)
 	if c.flags != nil {
@@ -279,6 +282,10 @@ func (a *app) cmdUsage(w io.Writer, c *command) {
 		}
 	}
 	fmt.Fprintf(w, "\nConnection flags: --redis, --cluster, --adapter, --namespace, --prefix, --timeout, --json\n(see 'disgo --help').\n")
+}
+
+func usageLine(c *command) string {
+	return strings.TrimSpace("disgo " + c.name + " [flags] " + c.args)
 }
 
 func printFlag(w io.Writer, f *flag.Flag) {

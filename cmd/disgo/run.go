@@ -200,7 +200,7 @@ wait:
 		case <-lost:
 			lost = nil
 			lostErr = lk.Err()
-			fmt.Fprintf(a.stderr, "disgo: %v; stopping the command (SIGTERM, then SIGKILL after %v)\n", lostErr, o.grace)
+			fmt.Fprintf(a.stderr, "%v; stopping the command (SIGTERM, then SIGKILL after %v)\n", lostErr, o.grace)
 			signalGroup(cmd.Process, syscall.SIGTERM)
 			t := time.NewTimer(o.grace)
 			defer t.Stop()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -66,13 +67,7 @@ func runWatch(ctx context.Context, a *app, o *opts, args []string) error {
 		}
 		switch {
 		case o.json:
-			obj := map[string]any{"time": now.Format(time.RFC3339Nano)}
-			if err != nil {
-				obj["error"] = s.diagnose(err).Error()
-			} else if b, err := json.Marshal(v); err == nil {
-				_ = json.Unmarshal(b, &obj)
-			}
-			if err := json.NewEncoder(a.stdout).Encode(obj); err != nil {
+			if err := watchJSON(a.stdout, now, v, s.diagnose(err)); err != nil {
 				return err
 			}
 		default:
@@ -97,6 +92,26 @@ func runWatch(ctx context.Context, a *app, o *opts, args []string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// watchJSON writes one refresh as a line of JSON: "time" first, then the
+// fields of the view, or "error".
+func watchJSON(w io.Writer, now time.Time, v view, failed error) error {
+	t, _ := json.Marshal(now.Format(time.RFC3339Nano))
+	var body []byte
+	if failed != nil {
+		e, _ := json.Marshal(failed.Error())
+		body = append(append([]byte(`"error":`), e...), '}')
+	} else {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		body = b[1:] // the view's fields and its closing brace
+	}
+	line := append(append(append([]byte(`{"time":`), t...), ','), body...)
+	_, err := w.Write(append(line, '\n'))
+	return err
 }
 
 // isTerminal reports whether f is a character device (a terminal).
