@@ -561,3 +561,33 @@ func TestHelp(t *testing.T) {
 		t.Errorf("help run lacks its flags:\n%s", r.stdout)
 	}
 }
+
+func TestRunManyNeverOverlap(t *testing.T) {
+	e, _ := newEnv(t, "goredis")
+	var procs []*proc
+	for i := range 6 {
+		mode := "--fair"
+		if i%2 == 1 {
+			mode = "--barging"
+		}
+		script := fmt.Sprintf(`echo "start %[1]d" >> marks; sleep 0.05; echo "end %[1]d" >> marks`, i)
+		procs = append(procs, e.start("run", mode, "shared", "--", "sh", "-c", script))
+	}
+	for _, p := range procs {
+		if r := p.wait(t); r.code != 0 {
+			t.Fatalf("run: %v", r)
+		}
+	}
+	lines := strings.Split(strings.TrimSpace(e.read("marks")), "\n")
+	if len(lines) != 12 {
+		t.Fatalf("marks:\n%s", e.read("marks"))
+	}
+	seen := map[string]bool{}
+	for i := 0; i < len(lines); i += 2 {
+		id, ok := strings.CutPrefix(lines[i], "start ")
+		if !ok || lines[i+1] != "end "+id || seen[id] {
+			t.Fatalf("overlapping or repeated runs at line %d:\n%s", i+1, e.read("marks"))
+		}
+		seen[id] = true
+	}
+}
