@@ -18,6 +18,7 @@ import (
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Defaults of the connection flags.
@@ -236,7 +237,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 type session struct {
 	o      *opts
 	t      target
-	store  locker.Backend
+	store  driver.Backend
 	admin  admin
 	layout rediscore.Layout
 	close  []func()

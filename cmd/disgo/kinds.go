@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/disgolock/disgo/internal/rediscore"
-	"github.com/disgolock/disgo/locker"
 )
 
 // kind is one lock kind the commands know: how list recognizes it among
@@ -93,7 +92,7 @@ type waiterView struct {
 }
 
 func inspectLock(ctx context.Context, s *session, name string) (view, error) {
-	in, ok := s.store.(locker.Inspector)
+	in, ok := s.store.(stateInspector)
 	if !ok {
 		return nil, fmt.Errorf("the %s store cannot inspect locks", s.o.adapter)
 	}

@@ -235,7 +235,7 @@ func releaseLock(a *app, s *session, lk *locker.Lock[string]) {
 // notObtained says who holds the lock that was not obtained.
 func notObtained(ctx context.Context, s *session, l *locker.Locker[string], key string, wait waitFlag) string {
 	msg := fmt.Sprintf("the lock %q was not obtained within --wait %v", key, wait.String())
-	in, ok := s.store.(locker.Inspector)
+	in, ok := s.store.(stateInspector)
 	name, err := l.Name(key)
 	if !ok || err != nil {
 		return msg
