@@ -199,8 +199,20 @@ func TestRunCompetingNeverOverlap(t *testing.T) {
 			if l, _ := v["lease_ms"].(float64); l <= 0 || l > 30000 {
 				t.Fatalf("lease_ms %v, want in (0, 30000]", v["lease_ms"])
 			}
+			q, _ := v["queue"].([]any)
+			if len(q) != 1 {
+				t.Fatalf("inspect --json queue: %v", v["queue"])
+			}
+			w := q[0].(map[string]any)
+			if w["position"] != float64(0) || w["owner"] != "owner-b" || w["ticket"] == "" {
+				t.Fatalf("inspect --json waiter: %v", w)
+			}
+			if age, _ := w["heartbeat_age_ms"].(float64); age < 0 {
+				t.Fatalf("heartbeat age %v, want known", w["heartbeat_age_ms"])
+			}
 			r := e.run("inspect", "--namespace", "jobs", "nightly")
-			for _, want := range []string{"LOCK        nightly (namespace jobs)", "HOLDER      owner-a", "HOLDS       1", "WAITERS     1"} {
+			for _, want := range []string{"LOCK        nightly (namespace jobs)", "HOLDER      owner-a", "HOLDS       1", "WAITERS     1",
+				"POSITION  OWNER    TICKET", "\n0         owner-b  " + w["ticket"].(string)} {
 				if !strings.Contains(r.stdout, want) {
 					t.Fatalf("inspect table lacks %q:\n%s", want, r)
 				}
