@@ -69,11 +69,12 @@ func workerMain(args []string, in io.Reader, out io.Writer) int {
 
 func runWorker(name, addr, key string, goroutines int, d, backoff time.Duration, in io.Reader, out io.Writer) workerResult {
 	fail := func(err error) workerResult { return workerResult{Err: err.Error()} }
-	i := slices.IndexFunc(append(slices.Clone(registry), peers(backoff)...), func(i Impl) bool { return i.Name == name })
+	impls := allImpls(backoff)
+	i := slices.IndexFunc(impls, func(i Impl) bool { return i.Name == name })
 	if i < 0 || goroutines < 1 || d <= 0 {
 		return fail(fmt.Errorf("unknown implementation %q, or bad -goroutines/-duration", name))
 	}
-	impl := append(slices.Clone(registry), peers(backoff)...)[i]
+	impl := impls[i]
 	inst, err := impl.Open(addr, openOpts{})
 	if err != nil {
 		return fail(err)
@@ -408,16 +409,7 @@ func (b *bench) capacityTable(ctx context.Context, impls []Impl, out io.Writer) 
 	for i, g := range cfg.capSteps {
 		steps[i] = strconv.Itoa(cfg.capProcs * g)
 	}
-	usPair := func(v float64) string { return fmt.Sprintf("%.1f µs", v/float64(time.Microsecond)) }
-	vsRedislock := func(head, metric string) column {
-		return column{head, func(r *results, name string) string {
-			v, ref := r.median(name, metric), r.median("redislock", metric)
-			if math.IsNaN(v) || math.IsNaN(ref) || ref == 0 {
-				return "–"
-			}
-			return fmt.Sprintf("%.2f×", v/ref)
-		}}
-	}
+	vsRedislock := func(head, metric string) column { return vsRow(head, metric, "redislock") }
 	table{
 		title: fmt.Sprintf("Capacity: %d client processes, each with more and more goroutines on distinct keys, until Redis saturates", cfg.capProcs),
 		notes: []string{
@@ -428,12 +420,14 @@ func (b *bench) capacityTable(ctx context.Context, impls []Impl, out io.Writer) 
 			"client CPU/pair: user + system CPU time of the client processes during the measurement (getrusage), per pair.",
 			"cmds/pair: INFO commandstats calls per pair, commands inside scripts included; sent/pair: the commands clients sent.",
 			"ramp: pairs/s at each step measured, as total clients: pairs/s (medians over the rounds that reached the step).",
-			"× best peer: pairs/s over the best of " + strings.Join(peerNames, ", ") + "; ÷ redislock: the cost per pair over bsm/redislock's.",
+			"× best peer: pairs/s over the best of " + strings.Join(peerNames, ", ") + "; ÷ redislock: the cost per pair over bsm/redislock's; ÷ " + floor2Script + ": over that floor's (disgo's uncontended commands in two scripts without their logic).",
+			"Floors (not locks, never waiting, one user per key): " + strings.Join(floorNames, ", ") + "; see the implementations list.",
 		},
 		cols: []column{
 			num("clients", "clients", count), num("pairs/s", "ops/s", rate), ratio("× best peer", "ops/s", true),
 			agg("saturated", "flat", (*results).total, count), num("Redis CPU", "redis%", pct),
 			num("Redis cmdstats/pair", "usec/pair", usPair), vsRedislock("cmdstats ÷ redislock", "usec/pair"),
+			vsRow("cmdstats ÷ "+floor2Script, "usec/pair", floor2Script),
 			num("Redis CPU/pair", "cpu/pair", usPair), vsRedislock("CPU ÷ redislock", "cpu/pair"),
 			num("client CPU/pair", "client/pair", usPair), vsRedislock("client ÷ redislock", "client/pair"),
 			num("cmds/pair", "cmds/pair", frac), num("sent/pair", "top/pair", frac),

@@ -213,7 +213,7 @@ func run(ctx context.Context, cfg config, cmdline string, out, log io.Writer) er
 		time.Now().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		cpuModel(), runtime.NumCPU(), s.Version, where, addr, cmdline)
 
-	impls := slices.DeleteFunc(append(slices.Clone(registry), peers(cfg.bsmBackoff)...), func(i Impl) bool {
+	impls := slices.DeleteFunc(allImpls(cfg.bsmBackoff), func(i Impl) bool {
 		return !cfg.only.MatchString(i.Name)
 	})
 	fmt.Fprintf(out, "Medians of %d interleaved rounds of %v each, unless a table says otherwise. Implementations:\n\n", cfg.rounds, cfg.duration)
@@ -362,7 +362,10 @@ func (b *bench) scenario(ctx context.Context, sc string, impls []Impl, out io.Wr
 					return "–"
 				}
 				return pct(100 * v / floor)
-			}})
+			}}, num("Redis µs/pair", "usec/pair", usPair), vsRow("÷ redislock", "usec/pair", "redislock"),
+				vsRow("÷ "+floor2Script, "usec/pair", floor2Script))
+			notes = append(notes,
+				"Redis µs/pair: INFO commandstats usec per pair of the commands the client sent, as in the capacity table (commands inside scripts left out, as the script's time includes them); ÷ redislock, ÷ "+floor2Script+": over that row's.")
 		}
 		cols = append(cols, ratio("× best peer", "ops/s", true))
 		table{title: title, notes: notes, cols: cols}.render(out, r)

@@ -174,7 +174,7 @@ func TestRunSmoke(t *testing.T) {
 	cfg, err := parseFlags([]string{
 		"-rounds", "1", "-duration", "150ms", "-handoffs", "5", "-held", "40", "-hold", "300ms",
 		"-renew-lease", "300ms", "-contenders", "3", "-parallel", "4", "-capacity-procs", "2", "-capacity-steps", "1,2",
-		"-only", "disgo-(goredis|rueidis)-fair|redislock|rueidislock|baseline|redis-benchmark 2×SET",
+		"-only", "disgo-(goredis|rueidis)-fair|redislock|rueidislock|baseline|floor-|redis-benchmark 2×SET",
 	}, io.Discard)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -192,10 +192,16 @@ func TestRunSmoke(t *testing.T) {
 	assert.NotContains(t, s, "| redsync |", "-only must filter")
 	_, requests, _ := strings.Cut(s, "### Redis requests")
 	assert.Contains(t, requests, "| baseline-2rtt | 2.00 | 2.00 |", "the baseline costs exactly two requests per pair")
+	assert.Contains(t, requests, "| floor-emptyscripts | 2.00 | 2.00 |", "two empty scripts per pair")
+	assert.Contains(t, requests, "| floor-2script | 2.00 | 9.00 |", "two scripts running GET, ZRANGE, TIME, SET, SET and GET, DEL")
+	assert.NotContains(t, s, "| floor-2script | – |", "no floor row stays empty")
 	_, capacity, _ := strings.Cut(s, "### Capacity")
 	capacity, _, _ = strings.Cut(capacity, "### Contended")
 	assert.Regexp(t, `\| baseline-2rtt \| [24] \| [1-9]\d* \|`, capacity, "the baseline ran in worker processes")
 	assert.Regexp(t, `\| redislock \| [24] \| [1-9]\d* \| 1\.00× \| [0-9] \| \d+ % \| [0-9.]+ µs \| 1\.00× \|`, capacity)
+	assert.Regexp(t, `\| floor-2script \| [24] \| [1-9]\d* \| [0-9.]+× \| [0-9] \| \d+ % \| [0-9.]+ µs \| [0-9.]+× \| 1\.00× \|`, capacity, "the floors ran in worker processes")
+	assert.Regexp(t, `\| floor-emptyscripts \| [24] \| [1-9]\d* \|`, capacity)
 	_, uncontended, _ := strings.Cut(s, "### Uncontended")
 	assert.Regexp(t, `\| redis-benchmark 2×SET \| \d+ \| – \| – \| 100 %`, uncontended)
+	assert.Regexp(t, `\| redislock \| \d+ \| [0-9.]+ [µm]s \| [0-9.]+ [µm]s \| \d+ % \| [0-9.]+ µs \| 1\.00× \|`, uncontended, "Redis time per pair")
 }

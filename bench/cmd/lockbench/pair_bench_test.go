@@ -29,8 +29,8 @@ func BenchmarkPair(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(srv.Stop)
-	impls := slices.DeleteFunc(append(slices.Clone(registry), peers(time.Millisecond)...), func(i Impl) bool {
-		return !slices.Contains([]string{"disgo-goredis-fair", "disgo-goredis-barging", "redislock", "redsync", "baseline-2rtt"}, i.Name)
+	impls := slices.DeleteFunc(allImpls(time.Millisecond), func(i Impl) bool {
+		return !slices.Contains([]string{"disgo-goredis-fair", "disgo-goredis-barging", "redislock", "redsync", "baseline-2rtt", floor2Script, floorEmptyScripts}, i.Name)
 	})
 	impls = append(impls, Impl{Name: "disgo-goredis-store", Open: func(addr string, _ openOpts) (Instance, error) {
 		c := newGoRedis(addr)

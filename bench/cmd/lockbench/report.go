@@ -131,6 +131,17 @@ func ratio(head, metric string, higher bool) column {
 	}}
 }
 
+// vsRow shows the median of metric divided by row ref's.
+func vsRow(head, metric, ref string) column {
+	return column{head, func(r *results, name string) string {
+		v, b := r.median(name, metric), r.median(ref, metric)
+		if math.IsNaN(v) || math.IsNaN(b) || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", v/b)
+	}}
+}
+
 // txt shows a text cell.
 func txt(head, key string) column {
 	return column{head, func(r *results, name string) string {
@@ -146,6 +157,9 @@ func rate(v float64) string  { return fmt.Sprintf("%.0f", v) }
 func frac(v float64) string  { return fmt.Sprintf("%.2f", v) }
 func pct(v float64) string   { return fmt.Sprintf("%.0f %%", v) }
 func dur(v float64) string   { return fmtDur(time.Duration(v)) }
+
+// usPair shows a duration per pair in µs with one decimal.
+func usPair(v float64) string { return fmt.Sprintf("%.1f µs", v/float64(time.Microsecond)) }
 
 // fmtDur prints a duration with three significant digits in µs, ms or s.
 func fmtDur(d time.Duration) string {

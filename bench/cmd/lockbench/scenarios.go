@@ -108,6 +108,10 @@ func (b *bench) uncontended(ctx context.Context, impl Impl, key string) (metrics
 	if err := warm(ctx, inst, key); err != nil {
 		return nil, err
 	}
+	inScript, err := b.scripted(ctx, impl, key)
+	if err != nil {
+		return nil, fmt.Errorf("MONITOR calibration: %w", err)
+	}
 	before, err := b.info(ctx)
 	if err != nil {
 		return nil, err
@@ -134,7 +138,12 @@ func (b *bench) uncontended(ctx context.Context, impl Impl, key string) (metrics
 		"p50":   float64(stats.Percentile(lat, 50)),
 		"p99":   float64(stats.Percentile(lat, 99)),
 	}
-	b.requestMetrics(m, "uncontended", impl.Name, redisinfo.Sub(after, before), n)
+	d := redisinfo.Sub(after, before)
+	if n > 0 {
+		_, usec := d.TopLevel(inScript)
+		m["usec/pair"] = usec * float64(time.Microsecond) / float64(n)
+	}
+	b.requestMetrics(m, "uncontended", impl.Name, d, n)
 	return m, nil
 }
 

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/disgolock/disgo/internal/token"
+)
+
+// The floors are not locks: they measure what parts of disgo's uncontended
+// pair cost on the server, in the same run and scenarios as the others.
+// They never wait and overwrite a taken key, so they run only where every
+// key has one user (uncontended, parallel, capacity).
+
+// floorAcquire runs, with no Lua logic between the calls, the commands of
+// disgo's uncontended fair acquire (acquire.lua: GET lock, ZRANGE queue 0 0,
+// TIME, SET fence PX … GET, SET lock PX).
+//
+// KEYS[1] lock string, KEYS[2] fence string, KEYS[3] queue zset
+// ARGV[1] lock value, ARGV[2] lease ms, ARGV[3] fence retention ms
+// Reply: the lock's value before the call (nil when it was free)
+const floorAcquire = `local v = redis.call('GET', KEYS[1])
+redis.call('ZRANGE', KEYS[3], 0, 0)
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], t[1], 'PX', ARGV[3], 'GET')
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return v`
+
+// floorRelease runs the commands of disgo's uncontended release
+// (release.lua: GET, DEL), with no Lua logic.
+//
+// KEYS[1] lock string
+// Reply: the lock's value before the call (nil when it was free)
+const floorRelease = `local v = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+return v`
+
+// floorEmpty is the script of both calls of floor-emptyscripts: the fixed
+// cost of one EVALSHA.
+//
+// KEYS[1] lock name (unused)
+// Reply: 1
+const floorEmpty = `return 1`
+
+// Names of the floor implementations.
+const (
+	floor2Script      = "floor-2script"
+	floorEmptyScripts = "floor-emptyscripts"
+)
+
+// floorNames are the floor rows, which ratio columns compare against.
+var floorNames = []string{floor2Script, floorEmptyScripts, "baseline-2rtt"}
+
+// floors returns the floor implementations.
+func floors() []Impl {
+	return []Impl{
+		{
+			Name: floor2Script,
+			Note: "floor, not a lock: on go-redis, EVALSHA of a script that runs exactly the commands of disgo's uncontended fair acquire (GET lock, ZRANGE queue 0 0, TIME, SET fence PX … GET, SET lock PX) with no Lua logic between them, then EVALSHA of GET + DEL; what disgo's command set alone costs",
+			Open: func(addr string, _ openOpts) (Instance, error) {
+				return &floorScriptsInst{client: newGoRedis(addr), owner: token.New()}, nil
+			},
+		},
+		{
+			Name: floorEmptyScripts,
+			Note: "floor, not a lock: on go-redis, two EVALSHA of `return 1` per pair; the fixed cost of two script calls",
+			Open: func(addr string, _ openOpts) (Instance, error) {
+				return &floorEmptyInst{client: newGoRedis(addr)}, nil
+			},
+		},
+	}
+}
+
+var (
+	floorAcquireScript = redis.NewScript(floorAcquire)
+	floorReleaseScript = redis.NewScript(floorRelease)
+	floorEmptyScript   = redis.NewScript(floorEmpty)
+)
+
+// errFloorShared says that a floor found its key in use: the scenario gave
+// one key to more than one user, which the floors do not support.
+var errFloorShared = errors.New("floor: key in use by another caller (floors only run on keys of their own)")
+
+// Arguments of floor-2script, sized like disgo's.
+const (
+	floorLeaseMs     = "8000"
+	floorRetentionMs = "16000"
+)
+
+type floorScriptsInst struct {
+	client *redis.Client
+	owner  string
+	seq    atomic.Int64
+}
+
+// Lock writes a lock value shaped like disgo's ("1 <fence> <ticket> <owner>")
+// under keys laid out like disgo's (one hash tag).
+func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error) {
+	keys := []string{"{" + key + "}:lock", "{" + key + "}:fence", "{" + key + "}:q"}
+	val := fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(f.seq.Add(1), 10), f.owner)
+	err := floorAcquireScript.Run(ctx, f.client, keys, val, floorLeaseMs, floorRetentionMs).Err()
+	switch {
+	case err == nil:
+		return nil, errFloorShared
+	case !errors.Is(err, redis.Nil):
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		v, err := floorReleaseScript.Run(ctx, f.client, keys[:1]).Text()
+		if err == nil && v != val {
+			err = errFloorShared
+		}
+		return err
+	}, nil
+}
+
+func (f *floorScriptsInst) Close() error { return f.client.Close() }
+
+type floorEmptyInst struct{ client *redis.Client }
+
+func (f *floorEmptyInst) Lock(ctx context.Context, key string) (Unlock, error) {
+	keys := []string{key}
+	if err := floorEmptyScript.Run(ctx, f.client, keys).Err(); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return floorEmptyScript.Run(ctx, f.client, keys).Err() }, nil
+}
+
+func (f *floorEmptyInst) Close() error { return f.client.Close() }
+
+// allImpls is every implementation the command knows: disgo's, the peers,
+// the baseline and the floors.
+func allImpls(bsmBackoff time.Duration) []Impl {
+	return append(append(append([]Impl(nil), registry...), peers(bsmBackoff)...), floors()...)
+}
