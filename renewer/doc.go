@@ -13,6 +13,6 @@
 // retried until the lease deadline; the holder learns of a loss through
 // Hold.OnLost, with an error matching [ErrNotHeld] or [ErrDeadline].
 //
-// Time is read through a [Clock], so that tests can drive the scheduler
-// with a manual clock instead of sleeping.
+// Time is read from the system's monotonic clock, on which the holders'
+// deadlines are measured too.
 package renewer
