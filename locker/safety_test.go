@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"math"
 	"strings"
 
@@ -51,15 +52,15 @@ func testStaleGrantIsNotTaken(t *testing.T) {
 	third := make(chan struct{})
 	var calls atomic.Int32
 	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), fairqueue.DefaultWaiterTTL).DoAndReturn(
-		func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+		func(context.Context, driver.AcquireRequest, time.Duration) (driver.AcquireResult, error) {
 			switch calls.Add(1) {
 			case 1:
-				return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
 			case 2: // after subscribing: the holder's lease is about to end
-				return locker.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
 			case 3: // the fallback re-check: another owner holds fence 12 now
 				close(third)
-				return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 12}, nil
+				return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 12}, nil
 			default: // the attempt the wake-up triggers: a fresh holding
 				return acquired(13, 1), nil
 			}
@@ -95,15 +96,15 @@ func testDuplicatedGrantAfterItLapsedIsNotTaken(t *testing.T) {
 	third := make(chan struct{})
 	var calls atomic.Int32
 	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Second).DoAndReturn(
-		func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+		func(context.Context, driver.AcquireRequest, time.Duration) (driver.AcquireResult, error) {
 			switch calls.Add(1) {
 			case 1:
-				return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
 			case 2:
-				return locker.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
 			case 3: // free, another head: the last fence issued is the lapsed grant's
 				close(third)
-				return locker.AcquireResult{TTL: -1, Position: 1, Fence: 11}, nil
+				return driver.AcquireResult{TTL: -1, Position: 1, Fence: 11}, nil
 			default:
 				return acquired(14, 1), nil
 			}
@@ -139,14 +140,14 @@ func TestGrantAfterCancelIsGivenBack(t *testing.T) {
 			var ticket string
 			var calls atomic.Int32
 			r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), gomock.Any()).DoAndReturn(
-				func(_ context.Context, req locker.AcquireRequest, _ time.Duration) (locker.AcquireResult, error) {
+				func(_ context.Context, req driver.AcquireRequest, _ time.Duration) (driver.AcquireResult, error) {
 					ticket = req.Ticket
 					if calls.Add(1) == 2 {
 						// Both ready before the waiter selects.
 						sub.grant(50)
 						cancel()
 					}
-					return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 40}, nil
+					return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 40}, nil
 				}).Times(2)
 			r.q.EXPECT().Leave(gomock.Any(), "k", gomock.Any()).Return(nil)
 			undone := make(chan string, 1)
@@ -202,7 +203,7 @@ func TestCancelledWaitersNeverReturnAGrant(t *testing.T) {
 		}
 		require.Eventually(t, func() bool {
 			st, err := store.Inspect(context.Background(), "k")
-			return err == nil && st == (locker.State{})
+			return err == nil && st == (driver.State{})
 		}, patience, time.Millisecond, "round %d: every grant given back, the lock free", round)
 		for _, wl := range ls {
 			require.NoError(t, wl.Close())
@@ -319,24 +320,22 @@ func TestCloseReturnsWaitersAtOnce(t *testing.T) {
 				closed := make(chan error, 1)
 				go func() { closed <- wl.Close() }()
 				require.NoError(t, waitFor(t, closed, "Close to return"))
-				// Close has waited for them: every result is there now.
-				for range n {
-					select {
-					case err := <-results:
-						require.ErrorIs(t, err, locker.ErrClosed)
-						require.NotErrorIs(t, err, locker.ErrNotObtained)
-					default:
-						t.Fatal("Close returned before its waiters did")
-					}
-				}
+				// Close has waited for its waiting calls to leave the store: the
+				// queue is empty as Close returns, and every call returns
+				// ErrClosed (its goroutine may still be on its way out).
 				st, err := store.Inspect(context.Background(), "k")
 				require.NoError(t, err)
-				assert.Zero(t, st.Waiters, "the closed Locker's waiters left the queue")
+				assert.Zero(t, st.Waiters, "the closed Locker's waiters left the queue before Close returned")
+				for range n {
+					err := waitFor(t, results, "a waiter of the closed Locker to return")
+					require.ErrorIs(t, err, locker.ErrClosed)
+					require.NotErrorIs(t, err, locker.ErrNotObtained)
+				}
 				assert.Equal(t, holder.Owner(), st.Owner)
 				require.NoError(t, holder.Release(context.Background()))
 				st, err = store.Inspect(context.Background(), "k")
 				require.NoError(t, err)
-				assert.Equal(t, locker.State{}, st, "nothing was granted to a closed waiter")
+				assert.Equal(t, driver.State{}, st, "nothing was granted to a closed waiter")
 			})
 		})
 	}
@@ -359,7 +358,7 @@ func TestLeaseAndWaitBounds(t *testing.T) {
 		{RenewLease: math.MaxInt64}, {RenewLease: locker.MaxLease + 1}, {WaiterTTL: math.MaxInt64},
 		{FallbackInterval: math.MaxInt64}, {RequestTimeout: math.MaxInt64},
 	} {
-		_, err := locker.New(locker.Backend(r.b), o)
+		_, err := locker.New(driver.Backend(r.b), o)
 		require.ErrorIs(t, err, locker.ErrInvalidArgument, "%+v", o)
 	}
 	// The largest lease and wait work, on a store that takes them.
@@ -458,8 +457,8 @@ func TestErrorsAreOneLine(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(9, 1), nil)
-	holds := make(chan locker.Hold, 1)
-	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h locker.Hold) func() {
+	holds := make(chan driver.Hold, 1)
+	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h driver.Hold) func() {
 		holds <- h
 		return func() {}
 	})
@@ -483,7 +482,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 }
 
 // fairBackend2 is a Backend without a Queue.
-type fairBackend2 struct{ locker.Backend }
+type fairBackend2 struct{ driver.Backend }
 
 // A waiter that gives up while the store does not answer (an outage, a
 // CLIENT PAUSE) keeps trying to leave the queue in the background, and

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/disgolock/disgo/locker/driver"
 	"github.com/disgolock/disgo/renewer"
 )
 
@@ -40,13 +41,13 @@ const patience = 24 * time.Hour
 // call blocks until the test answers it or its context is done.
 type request struct {
 	ctx   context.Context
-	items []renewer.Extension
+	items []driver.Extension
 	reply chan answer
 }
 
 type answer struct {
-	items []renewer.Extension // results, in the order asked
-	err   error               // error of the whole call
+	items []driver.Extension // results, in the order asked
+	err   error              // error of the whole call
 }
 
 func (q *request) names() []string {
@@ -79,7 +80,7 @@ type store struct {
 
 func newStore() *store { return &store{reqs: make(chan *request)} }
 
-func (s *store) do(ctx context.Context, items []renewer.Extension) answer {
+func (s *store) do(ctx context.Context, items []driver.Extension) answer {
 	s.calls.Add(1)
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
@@ -109,7 +110,7 @@ func storeMax(a *atomic.Int64, n int64) {
 }
 
 func (s *store) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
-	a := s.do(ctx, []renewer.Extension{{Name: name, Owner: owner, Lease: lease}})
+	a := s.do(ctx, []driver.Extension{{Name: name, Owner: owner, Lease: lease}})
 	if a.err != nil {
 		return false, a.err
 	}
@@ -119,7 +120,7 @@ func (s *store) Extend(ctx context.Context, name, owner string, lease time.Durat
 // batchStore is a store that is also a BatchExtender.
 type batchStore struct{ *store }
 
-func (s batchStore) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (s batchStore) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	a := s.do(ctx, slices.Clone(batch))
 	if a.err != nil {
 		return a.err
@@ -140,9 +141,9 @@ func (ev *events) quiet(t *testing.T) {
 	assert.Zero(t, len(ev.lost), "unexpected OnLost")
 }
 
-func newHold(name string, lease time.Duration, deadline time.Time) (renewer.Hold, *events) {
+func newHold(name string, lease time.Duration, deadline time.Time) (driver.Hold, *events) {
 	ev := &events{renewed: make(chan time.Time, 100), lost: make(chan error, 10)}
-	return renewer.Hold{
+	return driver.Hold{
 		Name: name, Owner: "owner-" + name, Lease: lease, Deadline: deadline,
 		OnRenewed: func(d time.Time) { ev.renewed <- d },
 		OnLost:    func(err error) { ev.lost <- err },
@@ -273,7 +274,7 @@ func TestRenewsAtFraction(t *testing.T) {
 				due := t0.Add(tc.first)
 				for i := range 3 {
 					q := nextAt(t, s, due) // not before it is due
-					require.Equal(t, []renewer.Extension{{Name: "a", Owner: "owner-a", Lease: tc.lease}}, q.items)
+					require.Equal(t, []driver.Extension{{Name: "a", Owner: "owner-a", Lease: tc.lease}}, q.items)
 					sent := time.Now()
 					dl, ok := q.ctx.Deadline()
 					require.True(t, ok, "the request has a timeout")
@@ -677,7 +678,7 @@ func TestStopRacesRenewals(t *testing.T) {
 			require.NoError(t, err)
 			var renewed atomic.Int64
 			tick := make(chan struct{}, 1)
-			stop := r.Keep(renewer.Hold{
+			stop := r.Keep(driver.Hold{
 				Name: "a", Owner: "o", Lease: time.Second, Deadline: time.Now().Add(time.Second),
 				OnRenewed: func(time.Time) {
 					renewed.Add(1)
@@ -708,7 +709,7 @@ func TestCallbacksMayCallTheRenewer(t *testing.T) {
 		var stopA, stopB func()
 		lenInCallback := make(chan int, 10)
 		bLost := make(chan error, 1)
-		stopA = r.Keep(renewer.Hold{
+		stopA = r.Keep(driver.Hold{
 			Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: t0.Add(30 * time.Second),
 			OnRenewed: func(time.Time) {
 				stopA() // itself
@@ -716,7 +717,7 @@ func TestCallbacksMayCallTheRenewer(t *testing.T) {
 				lenInCallback <- r.Len()
 			},
 		})
-		stopB = r.Keep(renewer.Hold{
+		stopB = r.Keep(driver.Hold{
 			Name: "b", Owner: "o", Lease: 30 * time.Second, Deadline: t0.Add(40 * time.Second),
 			OnLost: func(err error) { bLost <- err },
 		})
@@ -730,7 +731,7 @@ func TestCallbacksMayCallTheRenewer(t *testing.T) {
 		r.Keep(hc)
 		q := nextAt(t, s, t0.Add(10*time.Second))
 		assert.ElementsMatch(t, []string{"a", "c"}, q.names())
-		q.reply <- answer{items: []renewer.Extension{
+		q.reply <- answer{items: []driver.Extension{
 			{Name: q.items[0].Name, Held: q.items[0].Name == "a"},
 			{Name: q.items[1].Name, Held: q.items[1].Name == "a"},
 		}}
@@ -878,7 +879,7 @@ type countingBatch struct {
 	maxGoroutines atomic.Int64
 }
 
-func (c *countingBatch) ExtendBatch(_ context.Context, batch []renewer.Extension) error {
+func (c *countingBatch) ExtendBatch(_ context.Context, batch []driver.Extension) error {
 	c.calls.Add(1)
 	storeMax(&c.maxGoroutines, int64(runtime.NumGoroutine()))
 	for i := range batch {
@@ -922,7 +923,7 @@ func BenchmarkKeep10000(b *testing.B) {
 	for b.Loop() {
 		deadline := time.Now().Add(lease)
 		for i := range stops {
-			stops[i] = r.Keep(renewer.Hold{Name: names[i], Owner: "o", Lease: lease, Deadline: deadline, OnRenewed: onRenewed})
+			stops[i] = r.Keep(driver.Hold{Name: names[i], Owner: "o", Lease: lease, Deadline: deadline, OnRenewed: onRenewed})
 		}
 		select {
 		case <-all:
@@ -963,7 +964,7 @@ func BenchmarkKeepStop(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		stop := r.Keep(renewer.Hold{Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: time.Now().Add(30 * time.Second)})
+		stop := r.Keep(driver.Hold{Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: time.Now().Add(30 * time.Second)})
 		roundTrip()
 		stop()
 		roundTrip()

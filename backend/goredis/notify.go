@@ -3,6 +3,7 @@ package goredis
 import (
 	"context"
 	"errors"
+	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"sync"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/disgolock/disgo/internal/notifyhub"
-	"github.com/disgolock/disgo/locker"
 )
 
 const (
@@ -25,7 +25,7 @@ const (
 // errClosed is what writes to the pub/sub connection fail with after Close.
 var errClosed = errors.New("goredis: store closed")
 
-// Subscribe implements locker.Notifier: it returns once the server
+// Subscribe implements driver.Notifier: it returns once the server
 // confirmed the subscription of name's channel on the Store's shared
 // pub/sub connection (made on first use). Waiters of one name share one
 // server subscription; the last Close of a name unsubscribes it. On ctx
@@ -40,14 +40,14 @@ var errClosed = errors.New("goredis: store closed")
 // owner ends its subscriptions and the Store subscribes them again on the
 // new one, waking their waiters (they may have missed a message). With
 // Options.ClassicPubSub one connection to any node serves every name.
-func (s *Store) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (s *Store) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	return s.hub.Subscribe(ctx, name, ticket)
 }
 
-// SubscribeActive implements locker.ActiveSubscriber: it subscribes without
+// SubscribeActive implements driver.Notifier: it subscribes without
 // a round trip when the channel of name is subscribed already (by other
 // waiters, or lingering after recent ones), and returns false otherwise.
-func (s *Store) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (s *Store) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	return s.hub.SubscribeActive(name, ticket)
 }
 

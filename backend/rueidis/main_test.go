@@ -2,6 +2,8 @@ package rueidisbackend
 
 import (
 	"context"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"testing"
 	"time"
@@ -10,10 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
-	"github.com/disgolock/disgo/locker"
 )
 
 func TestMain(m *testing.M) {
@@ -86,8 +86,8 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func req(name, owner string, lease time.Duration) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: lease}
+func req(name, owner string, lease time.Duration) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: lease}
 }
 
 // do runs one command built by the caller on c and returns its result.
@@ -97,7 +97,7 @@ func do(t testing.TB, c rueidis.Client, build func(rueidis.Builder) rueidis.Comp
 }
 
 // woken waits for a wake-up of sub.
-func woken(t testing.TB, sub locker.Subscription, what string) {
+func woken(t testing.TB, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
 	case <-sub.Wake():

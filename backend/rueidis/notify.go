@@ -3,6 +3,7 @@ package rueidisbackend
 import (
 	"context"
 	"errors"
+	"github.com/disgolock/disgo/locker/driver"
 	"maps"
 	"slices"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/disgolock/disgo/internal/notifyhub"
-	"github.com/disgolock/disgo/locker"
 )
 
 const (
@@ -32,7 +32,7 @@ var (
 	errNoConnection = errors.New("rueidisbackend: no pub/sub connection")
 )
 
-// Subscribe implements locker.Notifier: it returns once the server
+// Subscribe implements driver.Notifier: it returns once the server
 // confirmed the subscription of name's channel. Waiters of one name share
 // one server subscription; the last Close of a name unsubscribes it (after
 // a short linger, see notifyhub.DefaultLinger). On ctx cancellation it
@@ -55,15 +55,15 @@ var (
 // channels' waiters are woken and the channels still wanted are subscribed
 // again, each on the current master of its slot; the same happens when a
 // master drops channels of a slot that moved to another master.
-func (s *Store) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (s *Store) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	return s.hub.Subscribe(ctx, name, ticket)
 }
 
-// SubscribeActive implements locker.ActiveSubscriber: it subscribes
+// SubscribeActive implements driver.Notifier: it subscribes
 // without a round trip when name's channel is subscribed and confirmed
 // already (by other waiters of this Store, or lingering after recent ones),
 // and returns false, holding nothing, otherwise.
-func (s *Store) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (s *Store) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	return s.hub.SubscribeActive(name, ticket)
 }
 

@@ -20,9 +20,9 @@
 //	defer store.Close()
 //	lk, err := locker.New[string](store, locker.Options[string]{})
 //
-// A [*Store] implements locker.Backend, locker.Queue (fair mode),
-// locker.Notifier (with locker.ActiveSubscriber, and subscriptions that
-// are locker.Granter), locker.Inspector and renewer.BatchExtender.
+// A [*Store] implements driver.Backend, driver.Queue (fair mode),
+// driver.Notifier (with driver.Notifier, and subscriptions that
+// are driver.Subscription), driver.Inspector and driver.BatchExtender.
 //
 // Every lock operation is one round trip: an EVALSHA of the script, or an
 // EVAL when the server's script cache lacks it (after a restart or SCRIPT
@@ -55,6 +55,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -62,7 +63,6 @@ import (
 	"github.com/disgolock/disgo/internal/notifyhub"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // Options configures a [Store]. The zero value is the default.
@@ -97,12 +97,12 @@ type Store struct {
 }
 
 var (
-	_ locker.Backend          = (*Store)(nil)
-	_ locker.Queue            = (*Store)(nil)
-	_ locker.Notifier         = (*Store)(nil)
-	_ locker.Inspector        = (*Store)(nil)
-	_ locker.ActiveSubscriber = (*Store)(nil)
-	_ renewer.BatchExtender   = (*Store)(nil)
+	_ driver.Backend       = (*Store)(nil)
+	_ driver.Queue         = (*Store)(nil)
+	_ driver.Notifier      = (*Store)(nil)
+	_ driver.Inspector     = (*Store)(nil)
+	_ driver.Notifier      = (*Store)(nil)
+	_ driver.BatchExtender = (*Store)(nil)
 )
 
 // The scripts.
@@ -112,6 +112,7 @@ var (
 	extendScript  = newScript(rediscore.ExtendLua)
 	leaveScript   = newScript(rediscore.LeaveLua)
 	inspectScript = newScript(rediscore.InspectLua)
+	queueScript   = newScript(rediscore.InspectQueueLua)
 )
 
 // New returns a Store on client, which stays the caller's to close. It
@@ -152,24 +153,24 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Acquire implements locker.Backend: take or re-enter the lock, ignoring
+// Acquire implements driver.Backend: take or re-enter the lock, ignoring
 // the fair queue. One round trip; on ctx cancellation (or deadline) it
 // returns an error wrapping ctx.Err() and the attempt may or may not have
 // been applied. It then still waits for the server's answer for up to
 // 100 ms, so that the caller's next command for the ticket (Leave, or a
 // Release that undoes the attempt) runs after it.
-func (s *Store) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+func (s *Store) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
 	return s.acquire(ctx, "acquire", req, false, 0)
 }
 
-// AcquireFair implements locker.Queue: take the lock in queue order, or
+// AcquireFair implements driver.Queue: take the lock in queue order, or
 // join or keep the queue and renew the ticket's heartbeat. One round trip,
 // cancellation as Acquire.
-func (s *Store) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (s *Store) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	return s.acquire(ctx, "acquire fair", req, true, waiterTTL)
 }
 
-func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireRequest, fair bool, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (s *Store) acquire(ctx context.Context, op string, req driver.AcquireRequest, fair bool, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	args := rediscore.AcquireArgs(req, fair, waiterTTL, s.fenceRetention, s.publish, s.inbox)
 	sctx, done := settle(ctx)
 	reply, err := s.run(sctx, acquireScript, req.Name, args).AsIntSlice()
@@ -178,11 +179,11 @@ func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireReques
 		err = ctx.Err() // answered after the caller gave up: it will undo the attempt
 	}
 	if err != nil {
-		return locker.AcquireResult{}, wrap(ctx, op, err)
+		return driver.AcquireResult{}, wrap(ctx, op, err)
 	}
 	res, err := rediscore.ParseAcquire(reply)
 	if err != nil {
-		return locker.AcquireResult{}, wrap(ctx, op, err)
+		return driver.AcquireResult{}, wrap(ctx, op, err)
 	}
 	return res, nil
 }
@@ -218,7 +219,7 @@ func settle(ctx context.Context) (context.Context, func()) {
 	}
 }
 
-// Release implements locker.Backend: undo one acquisition by owner (only
+// Release implements driver.Backend: undo one acquisition by owner (only
 // the one that carried ticket, if ticket is not empty). held is false, and
 // nothing changed, when owner does not hold the lock. The last release
 // publishes the wake-up. One round trip, cancellation as Acquire.
@@ -231,7 +232,7 @@ func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held b
 	return held, remaining, nil
 }
 
-// Extend implements locker.Backend and renewer.Extender: set the remaining
+// Extend implements driver.Backend and renewer.Extender: set the remaining
 // lease of a lock owner holds. held is false, and nothing changed, when
 // owner does not hold it. One round trip, cancellation as Acquire.
 func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Duration) (held bool, err error) {
@@ -242,7 +243,7 @@ func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Durat
 	return n == 1, nil
 }
 
-// Leave implements locker.Queue: remove ticket from the queue of name,
+// Leave implements driver.Queue: remove ticket from the queue of name,
 // waking the new head if that uncovered one of a free lock. Leaving a queue
 // one is not in is not an error. One round trip, cancellation as Acquire.
 func (s *Store) Leave(ctx context.Context, name, ticket string) error {
@@ -252,15 +253,15 @@ func (s *Store) Leave(ctx context.Context, name, ticket string) error {
 	return nil
 }
 
-// Inspect implements locker.Inspector: a read-only snapshot of name, the
+// Inspect implements driver.Inspector: a read-only snapshot of name, the
 // zero State when it is free and nobody waits. One round trip.
-func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) {
+func (s *Store) Inspect(ctx context.Context, name string) (driver.State, error) {
 	reply, err := s.run(ctx, inspectScript, name, nil).ToArray()
 	if err != nil {
-		return locker.State{}, wrap(ctx, "inspect", err)
+		return driver.State{}, wrap(ctx, "inspect", err)
 	}
 	if len(reply) != 5 {
-		return locker.State{}, fmt.Errorf("rueidisbackend: inspect: reply has %d elements, want 5", len(reply))
+		return driver.State{}, fmt.Errorf("rueidisbackend: inspect: reply has %d elements, want 5", len(reply))
 	}
 	owner, err := reply[0].ToString()
 	var n [4]int64
@@ -270,12 +271,22 @@ func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) 
 		}
 	}
 	if err != nil {
-		return locker.State{}, fmt.Errorf("rueidisbackend: inspect: unexpected reply: %w", err)
+		return driver.State{}, fmt.Errorf("rueidisbackend: inspect: unexpected reply: %w", err)
 	}
 	return rediscore.ParseInspect(owner, n[0], n[1], n[2], n[3]), nil
 }
 
-// ExtendBatch implements renewer.BatchExtender: every extension in one
+// InspectQueue implements driver.Inspector: the fair queue of name, head
+// first, in one read-only script.
+func (s *Store) InspectQueue(ctx context.Context, name string) ([]driver.Waiter, error) {
+	reply, err := s.run(ctx, queueScript, name, nil).AsStrSlice()
+	if err != nil {
+		return nil, wrap(ctx, "inspect queue", err)
+	}
+	return rediscore.ParseQueue(reply)
+}
+
+// ExtendBatch implements driver.BatchExtender: every extension in one
 // DoMulti of EVALSHA commands (one round trip per node; rueidis splits the
 // batch by node on a cluster client). Items the server could not run get
 // their own Err; items whose script was missing from the server's cache
@@ -286,7 +297,7 @@ func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) 
 //
 // It does not use rueidis' Lua.ExecMulti, which sends SCRIPT LOAD to every
 // node before each batch: two round trips instead of one.
-func (s *Store) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	todo := make([]int, len(batch))
 	for i := range todo {
 		todo[i] = i

@@ -1,0 +1,15 @@
+-- inspectqueue: read-only listing of one lock's fair queue, head first.
+--
+-- KEYS[1..5] the keys of the name, as for acquire.lua: KEYS[3] queue zset, KEYS[5] waiters hash
+-- ARGV: none
+-- Reply: {now, ticket1, record1, ticket2, record2, ...}: the server TIME in ms, then each queued
+--        ticket in queue order with its waiter record ("" when it has none), all as strings.
+--        It changes nothing: lapsed waiters are listed until an operation evicts them.
+local t = redis.call('TIME')
+local reply = {tostring(now_ms(t))}
+local tickets = redis.call('ZRANGE', KEYS[3], 0, -1)
+for _, ticket in ipairs(tickets) do
+  reply[#reply + 1] = ticket
+  reply[#reply + 1] = redis.call('HGET', KEYS[5], ticket) or ''
+end
+return reply
