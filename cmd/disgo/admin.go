@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/rueidis"
-
-	"github.com/disgolock/disgo/internal/rediscore"
 )
 
 // admin is what disgo sends besides the lock scripts, through the client of
 // the chosen adapter: the connection check, the Cluster check, SCAN on
-// every master, and the force-release transaction.
+// every master.
 type admin interface {
 	Ping(ctx context.Context) error
 	// ClusterEnabled reports cluster_enabled:1 in INFO cluster.
@@ -25,10 +22,6 @@ type admin interface {
 	Scan(ctx context.Context, match string, fn func(key string)) error
 	// Exists counts the keys that exist (all of one slot).
 	Exists(ctx context.Context, keys ...string) (int64, error)
-	// Delete runs, in one MULTI/EXEC transaction on the lock's slot: GET
-	// lockKey, DEL lockKey, SPUBLISH channel "*", PUBLISH channel "*". It
-	// returns the record it deleted, or ok false when there was none.
-	Delete(ctx context.Context, lockKey, channel string) (record string, ok bool, err error)
 }
 
 // scanCount is the COUNT hint of each SCAN call.
@@ -62,25 +55,6 @@ func (g goredisAdmin) Scan(ctx context.Context, match string, fn func(string)) e
 		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
 	}
 	return scan(ctx, g.c)
-}
-
-func (g goredisAdmin) Delete(ctx context.Context, lockKey, channel string) (string, bool, error) {
-	var get *redis.StringCmd
-	_, err := g.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		get = p.Get(ctx, lockKey)
-		p.Del(ctx, lockKey)
-		p.SPublish(ctx, channel, rediscore.Broadcast)
-		p.Publish(ctx, channel, rediscore.Broadcast)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", false, err
-	}
-	v, err := get.Result()
-	if errors.Is(err, redis.Nil) {
-		return "", false, nil
-	}
-	return v, err == nil, err
 }
 
 type rueidisAdmin struct{ c rueidis.Client }
@@ -121,38 +95,4 @@ func (r rueidisAdmin) Scan(ctx context.Context, match string, fn func(string)) e
 		}
 	}
 	return nil
-}
-
-func (r rueidisAdmin) Delete(ctx context.Context, lockKey, channel string) (string, bool, error) {
-	var rec string
-	var ok bool
-	err := r.c.Dedicated(func(c rueidis.DedicatedClient) error {
-		res := c.DoMulti(ctx,
-			c.B().Multi().Build(),
-			c.B().Get().Key(lockKey).Build(),
-			c.B().Del().Key(lockKey).Build(),
-			c.B().Spublish().Channel(channel).Message(rediscore.Broadcast).Build(),
-			c.B().Publish().Channel(channel).Message(rediscore.Broadcast).Build(),
-			c.B().Exec().Build(),
-		)
-		for _, x := range res[:5] {
-			if err := x.Error(); err != nil {
-				return err
-			}
-		}
-		replies, err := res[5].ToArray()
-		if err != nil {
-			return err
-		}
-		if len(replies) != 4 {
-			return errors.New("EXEC: unexpected reply")
-		}
-		rec, err = replies[0].ToString()
-		if rueidis.IsRedisNil(err) {
-			return nil
-		}
-		ok = err == nil
-		return err
-	})
-	return rec, ok, err
 }

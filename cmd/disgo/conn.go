@@ -233,7 +233,7 @@ func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // session is an open connection to the store: the lock store of the chosen
 // adapter and the admin client for the commands the lock stores do not
-// send (SCAN, INFO, the force-release transaction).
+// send (SCAN, INFO).
 type session struct {
 	o      *opts
 	t      target
