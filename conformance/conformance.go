@@ -127,6 +127,12 @@ var suite = []group{
 		{name: "KilledHolderFreed", run: killedHolderFreed},
 		{name: "DeadlineBeforeRequest", run: deadlineBeforeRequest, modes: true},
 	}},
+	{"MultiLock", []test{
+		{name: "AllOrNothing", run: multiAllOrNothing, modes: true},
+		{name: "NoDeadlock", run: multiNoDeadlock, modes: true},
+		{name: "OneLossSignal", run: multiOneLossSignal, modes: true},
+		{name: "BadInput", run: multiBadInput},
+	}},
 	{"ForceRelease", []test{
 		{name: "RevokesTheHolder", run: forceReleaseRevokesTheHolder, modes: true},
 		{name: "WholeHolding", run: forceReleaseWholeHolding, modes: true},
