@@ -222,24 +222,10 @@ func (e *env) serverSubscriptions(t *testing.T, name string) int64 {
 	if e.Publish == rediscore.Classic {
 		cmd = "NUMSUB"
 	}
-	switch v := e.must(t, "PUBSUB", cmd, ch).(type) {
-	case []any:
-		for i := 0; i+1 < len(v); i += 2 {
-			if v[i] == ch {
-				return v[i+1].(int64)
-			}
-		}
-		return 0
-	case map[string]any:
-		n, _ := v[ch].(int64)
-		return n
-	case map[any]any:
-		n, _ := v[ch].(int64)
-		return n
-	default:
-		t.Fatalf("PUBSUB %s: unexpected reply %#v", cmd, v)
-		return 0
-	}
+	v := e.must(t, "PUBSUB", cmd, ch)
+	n, ok := subscribersIn(v, ch)
+	require.True(t, ok, "PUBSUB %s: unexpected reply %#v", cmd, v)
+	return n
 }
 
 // pubsubConnections counts the server's pub/sub connections.
