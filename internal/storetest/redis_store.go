@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // redisStoreTests are the tests of the lock operations that need a raw
