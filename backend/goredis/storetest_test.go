@@ -14,7 +14,7 @@ import (
 
 // TestStore runs the Store tests the Redis adapters share.
 func TestStore(t *testing.T) {
-	storetest.Run(t, storetest.Harness{
+	storetest.RunRedis(t, storetest.RedisHarness{
 		Open: func(t *testing.T, srv *redistest.Server, opts storetest.Options) storetest.Fixture {
 			c := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second, ContextTimeoutEnabled: true,
 				Username: opts.Username, Password: opts.Password})

@@ -12,7 +12,7 @@ import (
 
 // TestStore runs the Store tests the Redis adapters share.
 func TestStore(t *testing.T) {
-	storetest.Run(t, storetest.Harness{
+	storetest.RunRedis(t, storetest.RedisHarness{
 		Open: func(t *testing.T, srv *redistest.Server, opts storetest.Options) storetest.Fixture {
 			c := &counting{Client: newAuthClient(t, srv, opts.Username, opts.Password)}
 			s, err := New(c, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
