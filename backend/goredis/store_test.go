@@ -15,6 +15,7 @@ import (
 
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker"
 )
@@ -36,9 +37,9 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 	s, err := New(c, Options{})
 	require.NoError(t, err)
-	assert.Equal(t, rediscore.DefaultPrefix, s.layout.Prefix)
-	assert.Equal(t, rediscore.DefaultFenceRetention, s.fenceRetention)
-	assert.Equal(t, rediscore.Sharded, s.publish)
+	assert.Equal(t, rediscore.DefaultPrefix, redisstore.Settings(s).Layout.Prefix)
+	assert.Equal(t, rediscore.DefaultFenceRetention, redisstore.Settings(s).FenceRetention)
+	assert.Equal(t, rediscore.Sharded, redisstore.Settings(s).Publish)
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close(), "Close is idempotent")
 }

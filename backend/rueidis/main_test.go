@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
 	"github.com/disgolock/disgo/locker"
@@ -111,6 +112,6 @@ func woken(t testing.TB, sub locker.Subscription, what string) {
 func publish(t testing.TB, c rueidis.Client, s *Store, name, message string) error {
 	t.Helper()
 	return do(t, c, func(b rueidis.Builder) rueidis.Completed {
-		return b.Arbitrary(s.publish).Args(s.layout.Channel(name), message).Build()
+		return b.Arbitrary(redisstore.Settings(s).Publish).Args(redisstore.Settings(s).Layout.Channel(name), message).Build()
 	}).Error()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker"
 )
@@ -33,17 +34,17 @@ func TestNewRejectsBadInput(t *testing.T) {
 	}
 	s, err := New(c, Options{})
 	require.NoError(t, err)
-	assert.Equal(t, rediscore.DefaultPrefix, s.layout.Prefix)
-	assert.Equal(t, rediscore.DefaultFenceRetention, s.fenceRetention)
-	assert.Equal(t, rediscore.Sharded, s.publish)
+	assert.Equal(t, rediscore.DefaultPrefix, redisstore.Settings(s).Layout.Prefix)
+	assert.Equal(t, rediscore.DefaultFenceRetention, redisstore.Settings(s).FenceRetention)
+	assert.Equal(t, rediscore.Sharded, redisstore.Settings(s).Publish)
 	require.NoError(t, s.Close())
 	require.NoError(t, s.Close(), "Close is idempotent")
 
 	s, err = New(c, Options{Prefix: "p", FenceRetention: time.Hour, ClassicPubSub: true})
 	require.NoError(t, err)
-	assert.Equal(t, "p", s.layout.Prefix)
-	assert.Equal(t, time.Hour, s.fenceRetention)
-	assert.Equal(t, rediscore.Classic, s.publish)
+	assert.Equal(t, "p", redisstore.Settings(s).Layout.Prefix)
+	assert.Equal(t, time.Hour, redisstore.Settings(s).FenceRetention)
+	assert.Equal(t, rediscore.Classic, redisstore.Settings(s).Publish)
 	require.NoError(t, s.Close())
 }
 

@@ -30,6 +30,8 @@ var (
 	leaveLua string
 	//go:embed lua/inspect.lua
 	inspectLua string
+	//go:embed lua/inspect_queue.lua
+	inspectQueueLua string
 )
 
 // Script sources as the adapters load them. extend.lua, run for every
@@ -40,6 +42,8 @@ var (
 	ExtendLua  = extendLua
 	LeaveLua   = withLib(leaveLua)
 	InspectLua = withLib(inspectLua)
+	// InspectQueueLua lists the fair queue of a name (see ParseQueue).
+	InspectQueueLua = withLib(inspectQueueLua)
 )
 
 func withLib(src string) string { return libLua + "\n" + src }
