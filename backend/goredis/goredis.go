@@ -56,7 +56,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/disgolock/disgo/internal/redisstore"
-	"github.com/disgolock/disgo/locker"
 )
 
 // Store is a disgo lock store on a go-redis client. Its methods are safe for
@@ -72,10 +71,11 @@ type Options = redisstore.Options
 // *locker.ArgumentError) when client is nil, Options.Prefix contains a
 // brace, or Options.FenceRetention is negative.
 func New(client redis.UniversalClient, opts Options) (*Store, error) {
-	if client == nil {
-		return nil, &locker.ArgumentError{Arg: "client", Reason: "nil redis client"}
+	var c redisstore.Client // nil for a nil client
+	if client != nil {
+		c = conn{client}
 	}
-	return redisstore.New("goredis", conn{client}, opts)
+	return redisstore.New("goredis", c, opts)
 }
 
 // conn is the redisstore.Client of a go-redis client.

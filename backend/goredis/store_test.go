@@ -14,34 +14,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/fairqueue"
-	"github.com/disgolock/disgo/internal/rediscore"
-	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker"
 )
 
-func TestNewRejectsBadInput(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
-	defer c.Close()
-	for name, tc := range map[string]struct {
-		client redis.UniversalClient
-		opts   Options
-	}{
-		"nil client":         {nil, Options{}},
-		"brace in prefix":    {c, Options{Prefix: "a{b"}},
-		"negative retention": {c, Options{FenceRetention: -time.Second}},
-	} {
-		s, err := New(tc.client, tc.opts)
-		assert.ErrorIs(t, err, locker.ErrInvalidArgument, name)
-		assert.Nil(t, s, name)
-	}
-	s, err := New(c, Options{})
-	require.NoError(t, err)
-	assert.Equal(t, rediscore.DefaultPrefix, redisstore.Settings(s).Layout.Prefix)
-	assert.Equal(t, rediscore.DefaultFenceRetention, redisstore.Settings(s).FenceRetention)
-	assert.Equal(t, rediscore.Sharded, redisstore.Settings(s).Publish)
-	require.NoError(t, s.Close())
-	require.NoError(t, s.Close(), "Close is idempotent")
+// TestNewRejectsANilClient: the options are checked for both adapters in
+// internal/redisstore (TestNewResolvesOptions).
+func TestNewRejectsANilClient(t *testing.T) {
+	s, err := New(nil, Options{})
+	assert.ErrorIs(t, err, locker.ErrInvalidArgument)
+	assert.Nil(t, s)
 }
 
 // TestStoreDownFailsFastAndRecovers: the first subscription of a Store, and

@@ -58,7 +58,6 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/disgolock/disgo/internal/redisstore"
-	"github.com/disgolock/disgo/locker"
 )
 
 // Store is a disgo lock store on a rueidis client. Its methods are safe for
@@ -74,7 +73,7 @@ type Options = redisstore.Options
 // Options.Prefix contains a brace, or Options.FenceRetention is negative.
 func New(client rueidis.Client, opts Options) (*Store, error) {
 	if client == nil {
-		return nil, &locker.ArgumentError{Arg: "client", Reason: "nil rueidis client"}
+		return redisstore.New("rueidisbackend", nil, opts)
 	}
 	return redisstore.New("rueidisbackend", conn{client}, opts)
 }

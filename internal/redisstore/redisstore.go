@@ -157,9 +157,12 @@ var (
 
 // New returns a Store on client; name (the adapter's package name) starts
 // its errors. It sends nothing to the server. It returns an error matching
-// locker.ErrInvalidArgument (an *locker.ArgumentError) when
+// locker.ErrInvalidArgument (an *locker.ArgumentError) when client is nil,
 // Options.Prefix contains a brace or Options.FenceRetention is negative.
 func New(name string, client Client, opts Options) (*Store, error) {
+	if client == nil {
+		return nil, &locker.ArgumentError{Arg: "client", Reason: "nil " + name + " client"}
+	}
 	cfg, err := rediscore.Resolve(opts.Prefix, opts.FenceRetention, opts.ClassicPubSub)
 	if err != nil {
 		return nil, err
