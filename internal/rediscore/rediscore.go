@@ -1,12 +1,13 @@
-// Package rediscore is the part of the Redis protocol both Redis adapters
-// share: the key layout, the embedded Lua scripts (one copy, each headed by
-// its KEYS, ARGV and replies), the arguments they take and the decoding of
-// their replies. The adapters only move these over their own client.
+// Package rediscore is disgo's Redis protocol: the key layout, the embedded
+// Lua scripts (one copy, each headed by its KEYS, ARGV and replies), the
+// arguments they take and the decoding of their replies. internal/redisstore
+// runs them, for both Redis adapters.
 package rediscore
 
 import (
 	_ "embed"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -260,12 +261,12 @@ func ParseAcquire(r []int64) (locker.AcquireResult, error) {
 	switch {
 	case len(r) == 3 && r[0] == 1:
 		if r[1] <= 0 || r[2] <= 0 {
-			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", r)
+			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", slices.Clone(r))
 		}
 		return locker.AcquireResult{Acquired: true, Fence: r[1], Count: int(r[2]), Position: -1}, nil
 	case len(r) == 4 && r[0] == 0:
 		if r[3] < 0 || r[2] < -1 {
-			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", r)
+			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", slices.Clone(r))
 		}
 		ttl := time.Duration(-1)
 		if r[1] >= 0 && r[1] <= int64(locker.MaxLease/time.Millisecond) {
@@ -275,7 +276,7 @@ func ParseAcquire(r []int64) (locker.AcquireResult, error) {
 	case len(r) == 3 && r[0] == -1:
 		return locker.AcquireResult{}, ErrFenceRecord
 	}
-	return locker.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", r)
+	return locker.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", slices.Clone(r))
 }
 
 // ParseWake splits a wake-up message: "<ticket>" (a wake-up), "<ticket>

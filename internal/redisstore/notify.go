@@ -290,13 +290,14 @@ func parseSlots(reply any, from string) ([]slotRange, error) {
 		if len(f) < 3 {
 			return nil, bad
 		}
-		bounds, err := ints(f[:2], 2)
+		var bounds [2]int64
+		err := decode(bounds[:], f[:2])
 		master, _ := f[2].([]any)
 		if err != nil || len(master) < 2 {
 			return nil, bad
 		}
 		host, ok := master[0].(string)
-		port, err := ints(master[1:2], 1)
+		port, err := integer(master[1], nil)
 		if !ok || err != nil {
 			return nil, bad
 		}
@@ -306,7 +307,7 @@ func parseSlots(reply any, from string) ([]slotRange, error) {
 		case "":
 			host, _, _ = net.SplitHostPort(from)
 		}
-		ranges = append(ranges, slotRange{first: bounds[0], last: bounds[1], addr: net.JoinHostPort(host, strconv.FormatInt(port[0], 10))})
+		ranges = append(ranges, slotRange{first: bounds[0], last: bounds[1], addr: net.JoinHostPort(host, strconv.FormatInt(port, 10))})
 	}
 	slices.SortFunc(ranges, func(a, b slotRange) int { return cmp.Compare(a.first, b.first) })
 	return ranges, nil

@@ -221,9 +221,11 @@ func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireReques
 	if err == nil {
 		err = ctx.Err() // answered after the caller gave up: it will undo the attempt
 	}
-	var reply []int64
-	if err == nil {
-		reply, err = ints(v, -1)
+	var buf [4]int64 // the longest reply
+	reply := buf[:0]
+	if a, _ := v.([]any); err == nil && len(a) <= len(buf) {
+		reply = buf[:len(a)]
+		err = decode(reply, a)
 	}
 	var res locker.AcquireResult
 	if err == nil {
@@ -313,8 +315,8 @@ func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) 
 		return locker.State{}, fmt.Errorf("%s: inspect: unexpected reply %v", s.name, v)
 	}
 	owner, ok := a[0].(string)
-	n, err := ints(a[1:], 4)
-	if !ok || err != nil {
+	var n [4]int64
+	if err := decode(n[:], a[1:]); !ok || err != nil {
 		return locker.State{}, fmt.Errorf("%s: inspect: unexpected reply %v", s.name, v)
 	}
 	return rediscore.ParseInspect(owner, n[0], n[1], n[2], n[3]), nil
@@ -353,11 +355,11 @@ func (s *Store) InspectQueue(ctx context.Context, name string) ([]Waiter, error)
 	for i := 0; i < len(a); i += 3 {
 		ticket, ok1 := a[i].(string)
 		owner, ok2 := a[i+1].(string)
-		ms, err := ints(a[i+2:i+3], 1)
+		ms, err := integer(a[i+2], nil)
 		if !ok1 || !ok2 || err != nil {
 			return nil, fmt.Errorf("%s: inspect queue: unexpected reply %v", s.name, v)
 		}
-		waiters = append(waiters, Waiter{Position: i / 3, Ticket: ticket, Owner: owner, Heartbeat: time.Duration(ms[0]) * time.Millisecond})
+		waiters = append(waiters, Waiter{Position: i / 3, Ticket: ticket, Owner: owner, Heartbeat: time.Duration(ms) * time.Millisecond})
 	}
 	return waiters, nil
 }
@@ -424,41 +426,36 @@ func (s *Store) noScript(err error) bool {
 	return err != nil && s.client.Refused(err) && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-// integer decodes an integer reply.
+// integer decodes an integer reply: an int64, or a decimal string
+// (fencing tokens come as bulk strings, exact).
 func integer(v any, err error) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := ints([]any{v}, 1)
-	if err != nil {
-		return 0, err
-	}
-	return n[0], nil
-}
-
-// ints decodes a reply of want integers (any number when want < 0), each
-// an int64 or a decimal string (fencing tokens come as bulk strings, exact).
-func ints(v any, want int) ([]int64, error) {
-	a, ok := v.([]any)
-	if !ok || want >= 0 && len(a) != want {
-		return nil, fmt.Errorf("unexpected reply %v", v)
-	}
-	out := make([]int64, len(a))
-	for i, e := range a {
-		switch e := e.(type) {
-		case int64:
-			out[i] = e
-		case string:
-			n, err := strconv.ParseInt(e, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("unexpected reply %v", v)
-			}
-			out[i] = n
-		default:
-			return nil, fmt.Errorf("unexpected reply %v", v)
+	switch v := v.(type) {
+	case int64:
+		return v, nil
+	case string:
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n, nil
 		}
 	}
-	return out, nil
+	return 0, fmt.Errorf("unexpected reply %v", v)
+}
+
+// decode decodes an array reply of len(dst) integers into dst.
+func decode(dst []int64, a []any) error {
+	if len(a) != len(dst) {
+		return fmt.Errorf("unexpected reply %v", a)
+	}
+	for i, e := range a {
+		n, err := integer(e, nil)
+		if err != nil {
+			return fmt.Errorf("unexpected reply %v", a)
+		}
+		dst[i] = n
+	}
+	return nil
 }
 
 // wrap names op in an error of the adapter and makes sure the context's
