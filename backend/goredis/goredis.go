@@ -178,10 +178,15 @@ type receiver struct {
 }
 
 func (r *receiver) Write(ctx context.Context, subscribe bool, groups [][]string) []error {
-	write := map[[2]bool]func(context.Context, ...string) error{
-		{true, true}: r.ps.Subscribe, {true, false}: r.ps.Unsubscribe,
-		{false, true}: r.ps.SSubscribe, {false, false}: r.ps.SUnsubscribe,
-	}[[2]bool{r.classic, subscribe}]
+	write := r.ps.SSubscribe
+	switch {
+	case r.classic && subscribe:
+		write = r.ps.Subscribe
+	case r.classic:
+		write = r.ps.Unsubscribe
+	case !subscribe:
+		write = r.ps.SUnsubscribe
+	}
 	errs := make([]error, len(groups))
 	for i, g := range groups {
 		errs[i] = write(ctx, g...)
