@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
@@ -173,7 +174,7 @@ func badOptions(e *env) {
 // ErrUnsupported; barging mode works on it.
 func badFairWithoutQueue(e *env) {
 	c := e.client()
-	bare := struct{ locker.Backend }{c.Backend}
+	bare := struct{ driver.Backend }{c.Backend}
 	l, err := locker.New[string](bare, locker.Options[string]{Namespace: e.ns, Mode: locker.Fair})
 	require.Nil(e.t, l)
 	require.ErrorIs(e.t, err, locker.ErrUnsupported)

@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"context"
+	"github.com/disgolock/disgo/locker/driver"
 	"os"
 	"os/exec"
 	"slices"
@@ -15,7 +16,6 @@ import (
 	"github.com/disgolock/disgo/backend/memory"
 	"github.com/disgolock/disgo/conformance"
 	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // breakEnv names the breakage a re-executed test binary runs the suite on.
@@ -108,17 +108,17 @@ func runPattern(subtests []string) string {
 }
 
 // TestReducedHarnesses proves that the suite copes with less: a backend
-// with nothing but locker.Backend and a harness without hooks passes,
+// with nothing but driver.Backend and a harness without hooks passes,
 // skipping exactly the subtests that need what is missing with a message
-// naming it; a backend without locker.Inspector (waiters staggered instead
+// naming it; a backend without driver.Inspector (waiters staggered instead
 // of observed) passes the fairness, spin and stall tests.
 func TestReducedHarnesses(t *testing.T) {
 	if runChild(t) {
 		return
 	}
 	const (
-		queue    = "does not implement locker.Queue"
-		notifier = "does not implement locker.Notifier"
+		queue    = "does not implement driver.Queue"
+		notifier = "does not implement driver.Notifier"
 		kill     = "Client.Kill is nil"
 		wipe     = "Harness.Wipe is nil"
 		keys     = "Harness.Keys is nil"
@@ -197,7 +197,7 @@ func reexec(t *testing.T, kind, pattern string) (string, error) {
 }
 
 // harness describes a memory store to the suite: "minimal", a bare
-// locker.Backend without any hook; "uninspectable", a Backend, Queue and
+// driver.Backend without any hook; "uninspectable", a Backend, Queue and
 // Notifier without Inspector or subscription counts; otherwise clients
 // with breakage kind ("none": intact).
 func harness(kind string) conformance.Harness {
@@ -206,16 +206,16 @@ func harness(kind string) conformance.Harness {
 	switch kind {
 	case "minimal":
 		return conformance.Harness{NewClient: func(testing.TB) conformance.Client {
-			return conformance.Client{Backend: struct{ locker.Backend }{s.Client()}}
+			return conformance.Client{Backend: struct{ driver.Backend }{s.Client()}}
 		}}
 	case "uninspectable":
 		return conformance.Harness{
 			NewClient: func(testing.TB) conformance.Client {
 				c := s.Client()
 				return conformance.Client{Backend: struct {
-					locker.Backend
-					locker.Queue
-					locker.Notifier
+					driver.Backend
+					driver.Queue
+					driver.Notifier
 				}{c, c, c}, Kill: c.Kill, Stall: c.Stall}
 			},
 			Keys: keys,
@@ -226,7 +226,7 @@ func harness(kind string) conformance.Harness {
 		NewClient: func(testing.TB) conformance.Client {
 			c := s.Client()
 			b := &broken{Client: c, kind: kind, sh: sh}
-			return conformance.Client{Backend: b, Kill: c.Kill, Stall: b.Stall}
+			return conformance.Client{Backend: b, Kill: c.Kill, Stall: b.Stall, Subscriptions: c.ActiveSubscriptions}
 		},
 		Keys: keys,
 		Wipe: func(_ context.Context, name string) error {
@@ -242,7 +242,7 @@ type shared struct {
 	queues *sliceQueues  // lifo-queue, reuse-freed-slot
 
 	mu       sync.Mutex
-	grants   map[string]locker.Granter       // name+ticket -> the ticket's subscription (stale-grant-claimable)
+	grants   map[string]driver.Subscription  // name+ticket -> the ticket's subscription (stale-grant-claimable)
 	taps     map[string][]*tapSub            // name -> live tapped subscriptions, oldest first
 	first    map[string]*broken              // name -> the client that subscribed to it first (first-process-only)
 	heads    map[string]string               // name -> the ticket last answered at the head (wake-lost-after-head-left)
@@ -261,7 +261,7 @@ func newShared(s *memory.Store, kind string) *shared {
 	return &shared{
 		store:    s,
 		queues:   &sliceQueues{kind: kind, q: make(map[string][]string), freed: make(map[string][]int), deadline: make(map[string]map[string]time.Time)},
-		grants:   make(map[string]locker.Granter),
+		grants:   make(map[string]driver.Subscription),
 		taps:     make(map[string][]*tapSub),
 		first:    make(map[string]*broken),
 		heads:    make(map[string]string),
@@ -290,19 +290,19 @@ type hold struct {
 }
 
 type place struct {
-	req locker.AcquireRequest
+	req driver.AcquireRequest
 	ttl time.Duration
 }
 
-func (b *broken) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
-	res, err := b.acquire(ctx, req, func(r locker.AcquireRequest) (locker.AcquireResult, error) { return b.Client.Acquire(ctx, r) })
+func (b *broken) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
+	res, err := b.acquire(ctx, req, func(r driver.AcquireRequest) (driver.AcquireResult, error) { return b.Client.Acquire(ctx, r) })
 	b.acquired(req, 0, res, err)
 	return res, err
 }
 
-func (b *broken) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (b *broken) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	var (
-		res locker.AcquireResult
+		res driver.AcquireResult
 		err error
 	)
 	switch b.kind {
@@ -311,7 +311,7 @@ func (b *broken) AcquireFair(ctx context.Context, req locker.AcquireRequest, wai
 	case "grant-to-lapsed-head", "queue-lingers":
 		res, err = b.stretched(ctx, req, waiterTTL)
 	default:
-		res, err = b.acquire(ctx, req, func(r locker.AcquireRequest) (locker.AcquireResult, error) {
+		res, err = b.acquire(ctx, req, func(r driver.AcquireRequest) (driver.AcquireResult, error) {
 			return b.Client.AcquireFair(ctx, r, waiterTTL)
 		})
 	}
@@ -323,7 +323,7 @@ func (b *broken) AcquireFair(ctx context.Context, req locker.AcquireRequest, wai
 		b.sh.mu.Unlock()
 		if g != nil {
 			if f, ok := g.Granted(); ok {
-				res = locker.AcquireResult{Acquired: true, Fence: f, Count: 1, Position: -1}
+				res = driver.AcquireResult{Acquired: true, Fence: f, Count: 1, Position: -1}
 			}
 		}
 	}
@@ -332,15 +332,15 @@ func (b *broken) AcquireFair(ctx context.Context, req locker.AcquireRequest, wai
 }
 
 // acquire applies the acquisition breakages around do.
-func (b *broken) acquire(ctx context.Context, req locker.AcquireRequest, do func(locker.AcquireRequest) (locker.AcquireResult, error)) (locker.AcquireResult, error) {
+func (b *broken) acquire(ctx context.Context, req driver.AcquireRequest, do func(driver.AcquireRequest) (driver.AcquireResult, error)) (driver.AcquireResult, error) {
 	switch b.kind {
 	case "no-reentrancy":
 		st, err := b.Client.Inspect(ctx, req.Name)
 		if err != nil {
-			return locker.AcquireResult{}, err
+			return driver.AcquireResult{}, err
 		}
 		if st.Owner == req.Owner {
-			return locker.AcquireResult{TTL: st.TTL, Position: -1}, nil
+			return driver.AcquireResult{TTL: st.TTL, Position: -1}, nil
 		}
 	case "lease-ignored":
 		req.Lease *= 1000
@@ -353,14 +353,14 @@ func (b *broken) acquire(ctx context.Context, req locker.AcquireRequest, do func
 	case b.kind == "reentry-shortens" && res.Acquired && res.Count > 1:
 		// A re-entry sets the lease asked, shorter or not.
 		if _, err := b.Client.Extend(ctx, req.Name, req.Owner, req.Lease); err != nil {
-			return locker.AcquireResult{}, err
+			return driver.AcquireResult{}, err
 		}
 	}
 	return res, err
 }
 
 // acquired keeps track of an acquiring call's outcome.
-func (b *broken) acquired(req locker.AcquireRequest, waiterTTL time.Duration, res locker.AcquireResult, err error) {
+func (b *broken) acquired(req driver.AcquireRequest, waiterTTL time.Duration, res driver.AcquireResult, err error) {
 	if err != nil {
 		return
 	}
@@ -401,7 +401,7 @@ func (b *broken) acquired(req locker.AcquireRequest, waiterTTL time.Duration, re
 // for queue-lingers, on every release), but the store keeps their queue
 // records that long, and for grant-to-lapsed-head a release still hands
 // the lock to a head that lapsed.
-func (b *broken) stretched(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (b *broken) stretched(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	b.evictLapsed(ctx, req.Name, req.Ticket)
 	if waiterTTL <= 0 {
 		return b.Client.AcquireFair(ctx, req, 0)
@@ -430,11 +430,11 @@ func (b *broken) stretched(ctx context.Context, req locker.AcquireRequest, waite
 	if res.Acquired && r.Lease < req.Lease {
 		st, err := b.Client.Inspect(ctx, req.Name)
 		if err != nil {
-			return locker.AcquireResult{}, err
+			return driver.AcquireResult{}, err
 		}
 		if st.Owner == req.Owner && st.TTL < req.Lease {
 			if _, err := b.Client.Extend(ctx, req.Name, req.Owner, req.Lease); err != nil {
-				return locker.AcquireResult{}, err
+				return driver.AcquireResult{}, err
 			}
 		}
 	}
@@ -519,7 +519,7 @@ func (b *broken) Extend(ctx context.Context, name, owner string, lease time.Dura
 	return held || b.kind == "extend-always-held", err
 }
 
-func (b *broken) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (b *broken) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	if b.kind == "renewal-unit" {
 		for i := range batch {
 			batch[i].Lease *= 1000 // milliseconds taken for seconds
@@ -639,7 +639,7 @@ func (b *broken) keepAlive(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-func (b *broken) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (b *broken) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	sub, err := b.Client.Subscribe(ctx, name, ticket)
 	if err != nil {
 		return nil, err
@@ -649,7 +649,7 @@ func (b *broken) Subscribe(ctx context.Context, name, ticket string) (locker.Sub
 
 // SubscribeActive overrides the one promoted from memory.Client, which
 // would bypass the breakage.
-func (b *broken) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (b *broken) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	sub, ok := b.Client.SubscribeActive(name, ticket)
 	if !ok {
 		return nil, false
@@ -658,23 +658,21 @@ func (b *broken) SubscribeActive(name, ticket string) (locker.Subscription, bool
 }
 
 // wrap applies the subscription breakages to sub.
-func (b *broken) wrap(sub locker.Subscription, name, ticket string) locker.Subscription {
+func (b *broken) wrap(sub driver.Subscription, name, ticket string) driver.Subscription {
 	switch b.kind {
 	case "deaf-notifier":
 		return deafSubscription{sub, make(chan struct{})}
 	case "stale-grant-claimable":
-		if g, ok := sub.(locker.Granter); ok {
-			b.sh.mu.Lock()
-			b.sh.grants[key2(name, ticket)] = g
-			b.sh.mu.Unlock()
-		}
+		b.sh.mu.Lock()
+		b.sh.grants[key2(name, ticket)] = sub
+		b.sh.mu.Unlock()
 	case "wake-lost-after-head-left", "wakes-every-waiter", "first-process-only", "lifo-queue", "reuse-freed-slot":
 		return b.sh.tap(b, sub, name, ticket)
 	}
 	return sub
 }
 
-func (b *broken) Inspect(ctx context.Context, name string) (locker.State, error) {
+func (b *broken) Inspect(ctx context.Context, name string) (driver.State, error) {
 	st, err := b.Client.Inspect(ctx, name)
 	switch {
 	case b.kind == "lifo-queue" || b.kind == "reuse-freed-slot":
@@ -687,7 +685,7 @@ func (b *broken) Inspect(ctx context.Context, name string) (locker.State, error)
 
 // deafSubscription holds a real subscription but is never woken.
 type deafSubscription struct {
-	locker.Subscription
+	driver.Subscription
 	never chan struct{}
 }
 
@@ -696,7 +694,7 @@ func (d deafSubscription) Wake() <-chan struct{} { return d.never }
 // tapSub forwards the wake-ups of a subscription, which the breakage may
 // drop, and takes wake-ups the breakage adds.
 type tapSub struct {
-	sub          locker.Subscription
+	sub          driver.Subscription
 	b            *broken
 	name, ticket string
 	wake         chan struct{}
@@ -705,7 +703,7 @@ type tapSub struct {
 }
 
 // tap returns a tapped sub of client b.
-func (sh *shared) tap(b *broken, sub locker.Subscription, name, ticket string) *tapSub {
+func (sh *shared) tap(b *broken, sub driver.Subscription, name, ticket string) *tapSub {
 	t := &tapSub{sub: sub, b: b, name: name, ticket: ticket, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	sh.mu.Lock()
 	sh.taps[name] = append(sh.taps[name], t)
@@ -741,10 +739,7 @@ func (t *tapSub) signal() {
 func (t *tapSub) Wake() <-chan struct{} { return t.wake }
 
 func (t *tapSub) Granted() (int64, bool) {
-	if g, ok := t.sub.(locker.Granter); ok {
-		return g.Granted()
-	}
-	return 0, false
+	return t.sub.Granted()
 }
 
 func (t *tapSub) Close() {
@@ -845,10 +840,10 @@ func (l *sliceQueues) head(name string) (string, bool) {
 	return "", false
 }
 
-func (l *sliceQueues) acquire(ctx context.Context, c *memory.Client, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (l *sliceQueues) acquire(ctx context.Context, c *memory.Client, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	st, err := c.Inspect(ctx, req.Name)
 	if err != nil {
-		return locker.AcquireResult{}, err
+		return driver.AcquireResult{}, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -871,7 +866,7 @@ func (l *sliceQueues) acquire(ctx context.Context, c *memory.Client, req locker.
 		l.deadline[req.Name][req.Ticket] = time.Now().Add(waiterTTL)
 		pos = slices.Index(l.order(req.Name), req.Ticket)
 	}
-	res := locker.AcquireResult{TTL: -1, Position: pos, Fence: st.Fence}
+	res := driver.AcquireResult{TTL: -1, Position: pos, Fence: st.Fence}
 	if st.Count > 0 {
 		res.TTL = st.TTL
 	}

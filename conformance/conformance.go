@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 
 	"github.com/disgolock/disgo/locker"
@@ -28,12 +29,16 @@ type Harness struct {
 
 // Client is one "process".
 type Client struct {
-	// Backend is the driver. Queue, Notifier, locker.Inspector and
-	// renewer.BatchExtender are found on it by type assertion; a Notifier
-	// that also has `ActiveSubscriptions() int` (store subscriptions
-	// currently held, counted per lock name) enables the subscription-leak
-	// check.
-	Backend locker.Backend
+	// Backend is the driver. driver.Notifier and the optional
+	// capabilities (driver.Queue, driver.Inspector, driver.BatchExtender)
+	// are found on it by type assertion.
+	Backend driver.Backend
+	// Subscriptions returns how many lock names the client's Notifier
+	// holds a store subscription for right now (a name counts once however
+	// many waiters share it). Optional: enables the subscription-leak check
+	// (Leaks/Subscriptions), and lets barging tests wait until a waiter
+	// subscribed instead of sleeping.
+	Subscriptions func() int
 	// Kill cuts the client off the store at once, as if its process died:
 	// every later call of this client fails and its subscriptions stop.
 	// Cut the calls off first: stopping subscriptions usually wakes their
@@ -46,7 +51,7 @@ type Client struct {
 	// stalled, its calls and its wake-ups are held back: a call made while
 	// stalled blocks (it does not fail) until resume, unless its ctx ends
 	// first; a message published to its subscriptions does not signal Wake
-	// nor change what a locker.Granter reports. On resume they are
+	// nor change what a driver.Subscription reports. On resume they are
 	// delivered, late, in their original order (a release held back before
 	// a grant message reaches the store before the message is seen, and so
 	// on). Everything else of the process goes on: its timers fire, and
@@ -59,11 +64,6 @@ type Client struct {
 	// client's connections does it for a networked store. Optional:
 	// enables the Stall group.
 	Stall func() (resume func())
-}
-
-// subscriptionCounter is the optional Notifier method behind Leaks/Subscriptions.
-type subscriptionCounter interface {
-	ActiveSubscriptions() int
 }
 
 // test is one subtest of the suite.
@@ -179,13 +179,13 @@ var suite = []group{
 // subtests that need it call t.Skipf naming the missing piece, so that a
 // gap never passes silently:
 //
-//   - a Backend that implements [locker.Queue]: every Fair subtest, the
+//   - a Backend that implements [driver.Queue]: every Fair subtest, the
 //     Fairness group;
-//   - a Backend that implements [locker.Notifier]: Spin/WokenByRelease,
+//   - a Backend that implements [driver.Notifier]: Spin/WokenByRelease,
 //     Fairness/WokenAfterHeadLeft and Fairness/WakeUpsToOwnProcess
 //     (without one, waiters only re-check on a timer, which those tests
 //     rule out) and Leaks/Subscriptions;
-//   - a Notifier with ActiveSubscriptions() int: Leaks/Subscriptions;
+//   - Client.Subscriptions: Leaks/Subscriptions;
 //   - Client.Kill: Fairness/DeadWaiterEvicted, Fairness/GrantToDeadWaiter,
 //     Fairness/DeadHeadSkipped, Fairness/KilledWaiterLeavesNoKeys,
 //     Spin/WokenByHolderDeath, Renewal/LossWhenCutOff,
@@ -198,13 +198,13 @@ var suite = []group{
 //   - Harness.Keys: Leaks/Keys, BadInput/NothingWritten,
 //     Fairness/KilledWaiterLeavesNoKeys.
 //
-// A Backend that implements [locker.Inspector] is checked more closely
+// A Backend that implements [driver.Inspector] is checked more closely
 // (holders, hold counts, queue lengths); the fairness tests then observe
 // each waiter's registration instead of relying on a stagger between
 // starts.
 //
 // The Fairness group also covers a store that hands a released lock
-// straight to the head of its queue ([locker.Granter]): a grant whose
+// straight to the head of its queue ([driver.Subscription].Granted): a grant whose
 // message is lost (Fairness/GrantMessageLost), a grant to a waiter that
 // died (Fairness/GrantToDeadWaiter) and a grant to a waiter that is giving
 // up (Fairness/GiveUpRacingRelease). They check outcomes only, so a store

@@ -15,8 +15,8 @@
 //
 // # Plugging in a backend
 //
-// Implement [locker.Backend] (and, for more of the contract, [locker.Queue],
-// [locker.Notifier], [locker.Inspector] and renewer.BatchExtender on the
+// Implement [driver.Backend] (and, for more of the contract, [driver.Queue],
+// [driver.Notifier], [driver.Inspector] and driver.BatchExtender on the
 // same type), then call [Run] from a test in your package:
 //
 //	func TestConformance(t *testing.T) {
@@ -25,7 +25,8 @@
 //			NewClient: func(t testing.TB) conformance.Client {
 //				c := mybackend.New(store.Addr()) // its own connections, like a separate process
 //				t.Cleanup(func() { c.Close() })
-//				return conformance.Client{Backend: c, Kill: c.Disconnect, Stall: c.Pause}
+//				return conformance.Client{Backend: c, Kill: c.Disconnect, Stall: c.Pause,
+//					Subscriptions: c.SubscribedNames} // Kill, Stall, Subscriptions: optional
 //			},
 //			Keys: store.KeysContaining, // optional
 //			Wipe: store.DeleteLock,     // optional
@@ -55,9 +56,8 @@
 //   - Harness.Keys lists the keys held for lock names containing a
 //     substring, fence records excepted: "nothing left behind" and "bad
 //     input writes nothing" are tested.
-//   - A Notifier with an ActiveSubscriptions() int method (store
-//     subscriptions held, counted per lock name) gets its subscriptions
-//     counted.
+//   - Client.Subscriptions counts the store subscriptions a client holds,
+//     per lock name: subscriptions left behind are detected.
 //
 // # Running it
 //

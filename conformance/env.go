@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -48,7 +49,7 @@ type env struct {
 func newEnv(t *testing.T, h Harness, mode *locker.Mode) *env {
 	ctx, cancel := context.WithTimeout(t.Context(), budget)
 	t.Cleanup(cancel)
-	e := &env{t: t, h: h, ns: "conformance-" + fairqueue.NewTicket(), ctx: ctx}
+	e := &env{t: t, h: h, ns: "conformance-" + token.New(), ctx: ctx}
 	if mode != nil {
 		e.mode, e.pinned = *mode, true
 	}
@@ -61,7 +62,7 @@ func (e *env) client() Client {
 	e.t.Helper()
 	c := e.h.NewClient(e.t)
 	require.NotNil(e.t, c.Backend, "Harness.NewClient returned a Client without a Backend")
-	_, hasQueue := c.Backend.(locker.Queue)
+	_, hasQueue := c.Backend.(driver.Queue)
 	if !e.pinned {
 		e.mode, e.pinned = locker.Barging, true
 		if hasQueue {
@@ -69,7 +70,7 @@ func (e *env) client() Client {
 		}
 	}
 	if e.mode == locker.Fair && !hasQueue {
-		e.t.Skipf("conformance: %T does not implement locker.Queue, so fair mode is untested", c.Backend)
+		e.t.Skipf("conformance: %T does not implement driver.Queue, so fair mode is untested", c.Backend)
 	}
 	return c
 }
@@ -78,7 +79,7 @@ func (e *env) client() Client {
 func (e *env) needFair(c Client) {
 	e.t.Helper()
 	if e.mode != locker.Fair {
-		e.t.Skipf("conformance: %T does not implement locker.Queue, so FIFO fairness is untested", c.Backend)
+		e.t.Skipf("conformance: %T does not implement driver.Queue, so FIFO fairness is untested", c.Backend)
 	}
 }
 
@@ -129,11 +130,11 @@ func (e *env) needKeys() {
 	}
 }
 
-func (e *env) needNotifier(c Client) locker.Notifier {
+func (e *env) needNotifier(c Client) driver.Notifier {
 	e.t.Helper()
-	n, ok := c.Backend.(locker.Notifier)
+	n, ok := c.Backend.(driver.Notifier)
 	if !ok {
-		e.t.Skipf("conformance: %T does not implement locker.Notifier, so release wake-ups and subscriptions are untested", c.Backend)
+		e.t.Skipf("conformance: %T does not implement driver.Notifier, so release wake-ups and subscriptions are untested", c.Backend)
 	}
 	return n
 }
@@ -343,16 +344,16 @@ func requireCtxErr(t testing.TB, err, target error) {
 }
 
 // inspector returns c's Inspector, if it has one.
-func inspector(c Client) (locker.Inspector, bool) {
-	i, ok := c.Backend.(locker.Inspector)
+func inspector(c Client) (driver.Inspector, bool) {
+	i, ok := c.Backend.(driver.Inspector)
 	return i, ok
 }
 
 // state inspects name or fails the test.
-func (e *env) state(i locker.Inspector, name string) locker.State {
+func (e *env) state(i driver.Inspector, name string) driver.State {
 	e.t.Helper()
 	type res struct {
-		st  locker.State
+		st  driver.State
 		err error
 	}
 	r := within(e.t, patience, fmt.Sprintf("Inspect(%q)", name), func() res {
@@ -394,7 +395,7 @@ func (e *env) checkWaiters(c Client, name string, n int) {
 func (e *env) awaitWaiting(c Client, name string, n int) {
 	e.t.Helper()
 	i, inspectable := inspector(c)
-	sc, counts := c.Backend.(subscriptionCounter)
+	counts := c.Subscriptions != nil
 	switch {
 	case e.mode == locker.Fair && inspectable:
 		eventually(e.t, patience, fmt.Sprintf("waiter %d to register in the queue of %q", n, name), func() (bool, error) {
@@ -403,7 +404,7 @@ func (e *env) awaitWaiting(c Client, name string, n int) {
 		})
 	case e.mode == locker.Barging && counts:
 		eventually(e.t, patience, fmt.Sprintf("waiter %d of %q to subscribe", n, name), func() (bool, error) {
-			return sc.ActiveSubscriptions() > 0, nil
+			return c.Subscriptions() > 0, nil
 		})
 	default:
 		time.Sleep(stagger)

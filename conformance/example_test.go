@@ -15,7 +15,7 @@ func testConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		NewClient: func(testing.TB) conformance.Client {
 			c := store.Client() // an independent "process" of the store
-			return conformance.Client{Backend: c, Kill: c.Kill, Stall: c.Stall}
+			return conformance.Client{Backend: c, Kill: c.Kill, Stall: c.Stall, Subscriptions: c.ActiveSubscriptions}
 		},
 		Keys: func(_ context.Context, substr string) ([]string, error) { return store.Keys(substr), nil },
 		Wipe: func(_ context.Context, name string) error {

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -186,9 +187,9 @@ func grantToDeadWaiter(e *env) {
 // wake-up and every grant message addressed to its waiters is lost. It
 // wraps the backend's Notifier, if any, so that the store subscription and
 // its messages are real.
-type mutedNotifier struct{ n locker.Notifier }
+type mutedNotifier struct{ n driver.Notifier }
 
-func (m mutedNotifier) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (m mutedNotifier) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	sub := mutedSubscription{never: make(chan struct{})}
 	if m.n != nil {
 		s, err := m.n.Subscribe(ctx, name, ticket)
@@ -202,11 +203,17 @@ func (m mutedNotifier) Subscribe(ctx context.Context, name, ticket string) (lock
 
 // mutedSubscription is a subscription of a mutedNotifier.
 type mutedSubscription struct {
-	sub   locker.Subscription // nil without a backend Notifier
+	sub   driver.Subscription // nil without a backend Notifier
 	never chan struct{}
 }
 
+// SubscribeActive subscribes nothing: a muted waiter subscribes the long way.
+func (m mutedNotifier) SubscribeActive(string, string) (driver.Subscription, bool) { return nil, false }
+
 func (m mutedSubscription) Wake() <-chan struct{} { return m.never }
+
+// Granted reports no grant: the grant message is what is lost.
+func (m mutedSubscription) Granted() (int64, bool) { return 0, false }
 
 func (m mutedSubscription) Close() {
 	if m.sub != nil {
@@ -221,7 +228,7 @@ func (m mutedSubscription) Close() {
 func grantMessageLost(e *env) {
 	hc, bc, cc := e.client(), e.client(), e.client()
 	e.needFair(hc)
-	n, _ := bc.Backend.(locker.Notifier)
+	n, _ := bc.Backend.(driver.Notifier)
 	hl, cl := e.locker(hc, locker.Options[string]{}), e.locker(cc, locker.Options[string]{})
 	bl := e.locker(bc, locker.Options[string]{Notifier: mutedNotifier{n}, FallbackInterval: 50 * time.Millisecond, WaiterTTL: time.Second})
 	const key = "grant-message-lost"

@@ -3,13 +3,13 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // clockSlack is the most a store's lease may seem to end earlier than
@@ -221,14 +221,18 @@ func deadlineBeforeRequest(e *env) {
 func (e *env) timedLocker(c Client, rec *requests, o locker.Options[string]) *locker.Locker[string] {
 	e.t.Helper()
 	t := &timed{b: c.Backend, rec: rec, delay: 50 * time.Millisecond}
-	var b locker.Backend = t
-	if be, ok := c.Backend.(renewer.BatchExtender); ok {
-		b = timedBatch{t, be}
+	var (
+		q  driver.Queue
+		be driver.BatchExtender
+	)
+	if x, ok := c.Backend.(driver.BatchExtender); ok {
+		be = timedBatch{t, x}
 	}
-	if q, ok := c.Backend.(locker.Queue); ok {
-		o.Queue = timedQueue{t, q}
+	if x, ok := c.Backend.(driver.Queue); ok {
+		q = timedQueue{t, x}
 	}
-	if n, ok := c.Backend.(locker.Notifier); ok {
+	b := decorated(t, q, be)
+	if n, ok := c.Backend.(driver.Notifier); ok {
 		o.Notifier = n
 	}
 	l, err := locker.New(b, e.options(o))
@@ -295,14 +299,14 @@ func (r *requests) requireBefore(e *env, h *locker.Lock[string], what string, m 
 // timed is a Backend whose replies come delay late, recording when each
 // request reached it.
 type timed struct {
-	b     locker.Backend
+	b     driver.Backend
 	rec   *requests
 	delay time.Duration
 }
 
 func (t *timed) late() { time.Sleep(t.delay) }
 
-func (t *timed) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+func (t *timed) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
 	at := time.Now()
 	res, err := t.b.Acquire(ctx, req)
 	t.late()
@@ -335,10 +339,10 @@ func (t *timed) Extend(ctx context.Context, name, owner string, lease time.Durat
 // timedBatch is a timed Backend that extends in batches.
 type timedBatch struct {
 	*timed
-	batch renewer.BatchExtender
+	batch driver.BatchExtender
 }
 
-func (t timedBatch) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (t timedBatch) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	at := time.Now()
 	err := t.batch.ExtendBatch(ctx, batch)
 	t.late()
@@ -352,13 +356,41 @@ func (t timedBatch) ExtendBatch(ctx context.Context, batch []renewer.Extension) 
 	return err
 }
 
+// decorated is a wrapping Backend b with the optional capabilities q and be
+// (each nil when the wrapped backend lacks it): a decorator forwards
+// exactly the optional interfaces the driver package lists.
+func decorated(b driver.Backend, q driver.Queue, be driver.BatchExtender) driver.Backend {
+	type withQueue struct {
+		driver.Backend
+		driver.Queue
+	}
+	type withBatch struct {
+		driver.Backend
+		driver.BatchExtender
+	}
+	type withBoth struct {
+		driver.Backend
+		driver.Queue
+		driver.BatchExtender
+	}
+	switch {
+	case q != nil && be != nil:
+		return withBoth{b, q, be}
+	case q != nil:
+		return withQueue{b, q}
+	case be != nil:
+		return withBatch{b, be}
+	}
+	return b
+}
+
 // timedQueue is the Queue of a timed Backend.
 type timedQueue struct {
 	*timed
-	q locker.Queue
+	q driver.Queue
 }
 
-func (t timedQueue) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (t timedQueue) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	at := time.Now()
 	res, err := t.q.AcquireFair(ctx, req, waiterTTL)
 	t.late()

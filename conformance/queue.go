@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -228,16 +229,16 @@ func wakeUpsToOwnProcess(e *env) {
 	for i, w := range ws {
 		before := make([]int64, n)
 		for j := range ws {
-			before[j] = ws[j].wakes.count()
+			before[j] = ws[j].wakes.wakeups()
 		}
 		e.release(holder)
 		r := await(e.t, quiet/4, fmt.Sprintf("waiter %d, on a client of its own, to be woken by the release "+
 			"(it would re-check on its own only after %v)", i, quiet), w.res)
 		require.NoError(e.t, r.err, "waiter %d", i)
-		require.Greater(e.t, w.wakes.count(), before[i], "waiter %d acquired without a wake-up", i)
+		require.Greater(e.t, w.wakes.wakeups(), before[i], "waiter %d acquired without a wake-up", i)
 		time.Sleep(100 * time.Millisecond) // room for stray wake-ups to show
 		for j := i + 1; j < n; j++ {
-			require.Equal(e.t, before[j], ws[j].wakes.count(), "the release that handed the lock to waiter %d also "+
+			require.Equal(e.t, before[j], ws[j].wakes.wakeups(), "the release that handed the lock to waiter %d also "+
 				"woke waiter %d, of another process, queued behind it: a wake-up must reach only its own process", i, j)
 		}
 		holder = r.lock
@@ -248,30 +249,39 @@ func wakeUpsToOwnProcess(e *env) {
 
 // countingNotifier counts the wake-ups its subscriptions deliver.
 type countingNotifier struct {
-	n          locker.Notifier
+	n          driver.Notifier
 	wakes      atomic.Int64
 	subscribed atomic.Int64 // subscriptions made
 }
 
-func (c *countingNotifier) count() int64 { return c.wakes.Load() }
+func (c *countingNotifier) wakeups() int64 { return c.wakes.Load() }
 
-func (c *countingNotifier) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (c *countingNotifier) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	sub, err := c.n.Subscribe(ctx, name, ticket)
 	if err != nil {
 		return nil, err
 	}
+	return c.count(sub), nil
+}
+
+func (c *countingNotifier) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
+	sub, ok := c.n.SubscribeActive(name, ticket)
+	if !ok {
+		return nil, false
+	}
+	return c.count(sub), true
+}
+
+func (c *countingNotifier) count(sub driver.Subscription) driver.Subscription {
 	cs := &countingSubscription{sub: sub, n: c, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go cs.run()
 	c.subscribed.Add(1)
-	if g, ok := sub.(locker.Granter); ok {
-		return countingGranter{cs, g}, nil
-	}
-	return cs, nil
+	return cs
 }
 
 // countingSubscription forwards and counts the wake-ups of sub.
 type countingSubscription struct {
-	sub        locker.Subscription
+	sub        driver.Subscription
 	n          *countingNotifier
 	wake       chan struct{}
 	stop, done chan struct{}
@@ -296,6 +306,8 @@ func (c *countingSubscription) run() {
 
 func (c *countingSubscription) Wake() <-chan struct{} { return c.wake }
 
+func (c *countingSubscription) Granted() (int64, bool) { return c.sub.Granted() }
+
 func (c *countingSubscription) Close() {
 	c.once.Do(func() {
 		close(c.stop)
@@ -303,11 +315,3 @@ func (c *countingSubscription) Close() {
 		c.sub.Close()
 	})
 }
-
-// countingGranter is a countingSubscription of a Granter.
-type countingGranter struct {
-	*countingSubscription
-	g locker.Granter
-}
-
-func (c countingGranter) Granted() (int64, bool) { return c.g.Granted() }

@@ -1,11 +1,12 @@
 package conformance
 
 import (
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
 )
 
@@ -97,17 +98,17 @@ func releaseTicketScoped(e *env) {
 	c := e.client()
 	l := e.locker(c, locker.Options[string]{})
 	name, owner := e.name(l, "ticket-scoped"), locker.NewOwner()
-	first, second := fairqueue.NewTicket(), fairqueue.NewTicket()
+	first, second := token.New(), token.New()
 	type reply struct {
-		res       locker.AcquireResult
+		res       driver.AcquireResult
 		held      bool
 		remaining int
 		err       error
 	}
-	acquire := func(ticket string) locker.AcquireResult {
+	acquire := func(ticket string) driver.AcquireResult {
 		e.t.Helper()
 		r := within(e.t, patience, "Backend.Acquire", func() reply {
-			res, err := c.Backend.Acquire(e.ctx, locker.AcquireRequest{Name: name, Owner: owner, Ticket: ticket, Lease: longLease})
+			res, err := c.Backend.Acquire(e.ctx, driver.AcquireRequest{Name: name, Owner: owner, Ticket: ticket, Lease: longLease})
 			return reply{res: res, err: err}
 		})
 		require.NoError(e.t, r.err, "Backend.Acquire")
@@ -127,7 +128,7 @@ func releaseTicketScoped(e *env) {
 	require.Equal(e.t, 2, acquire(second).Count, "a re-entry with a new ticket")
 	require.Equal(e.t, 2, acquire(second).Count, "an attempt repeated with the same ticket counted the hold twice")
 
-	for _, stale := range []string{first, fairqueue.NewTicket()} {
+	for _, stale := range []string{first, token.New()} {
 		held, _ := release(stale)
 		require.False(e.t, held, "a release scoped to a ticket that is not the owner's latest acquisition reported held")
 		e.checkState(c, name, owner, 2)

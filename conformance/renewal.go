@@ -2,13 +2,13 @@ package conformance
 
 import (
 	"context"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // heldAcrossLeases: an auto-renewed lock stays held over many lease
@@ -114,10 +114,7 @@ func nothingRenewedAfterRelease(e *env) {
 	a, b := e.client(), e.client()
 	sb, sp := spyOn(a.Backend)
 	o := locker.Options[string]{RenewLease: renewLease}
-	if q, ok := a.Backend.(locker.Queue); ok {
-		o.Queue = q
-	}
-	if n, ok := a.Backend.(locker.Notifier); ok {
+	if n, ok := a.Backend.(driver.Notifier); ok {
 		o.Notifier = n
 	}
 	la, err := locker.New(sb, e.options(o))
@@ -146,7 +143,7 @@ func nothingRenewedAfterRelease(e *env) {
 
 // spy counts the renewals a Backend is asked for, per owner.
 type spy struct {
-	locker.Backend
+	driver.Backend
 	mu    sync.Mutex
 	count map[string]int
 }
@@ -154,16 +151,18 @@ type spy struct {
 // batchSpy is a spy on a Backend that extends in batches.
 type batchSpy struct {
 	*spy
-	batch renewer.BatchExtender
+	batch driver.BatchExtender
 }
 
-// spyOn wraps b, keeping its renewer.BatchExtender capability if it has one.
-func spyOn(b locker.Backend) (locker.Backend, *spy) {
+// spyOn wraps b, keeping its driver.BatchExtender capability if it has one.
+func spyOn(b driver.Backend) (driver.Backend, *spy) {
 	s := &spy{Backend: b, count: make(map[string]int)}
-	if be, ok := b.(renewer.BatchExtender); ok {
-		return batchSpy{s, be}, s
+	q, _ := b.(driver.Queue)
+	var be driver.BatchExtender
+	if x, ok := b.(driver.BatchExtender); ok {
+		be = batchSpy{s, x}
 	}
-	return s, s
+	return decorated(s, q, be), s
 }
 
 func (s *spy) add(owner string) {
@@ -183,7 +182,7 @@ func (s *spy) Extend(ctx context.Context, name, owner string, lease time.Duratio
 	return s.Backend.Extend(ctx, name, owner, lease)
 }
 
-func (s batchSpy) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (s batchSpy) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	for _, x := range batch {
 		s.add(x.Owner)
 	}

@@ -1,8 +1,7 @@
-// Package fairqueue defines the FIFO waiting room of fair locks: the
-// semantics every locker.Queue implementation shares, the tickets that
-// identify waiters, the heartbeat and eviction timing, and [Room], the
-// reference implementation used by the in-memory backend (the Redis
-// adapters implement the same rules in Lua).
+// Package fairqueue is the FIFO waiting room of fair locks: the semantics
+// and timing policy every driver.Queue implementation shares (heartbeats,
+// eviction, [Policy]), and [Room], the reference room the in-memory backend
+// uses (the Redis adapters implement the same rules in Lua).
 //
 // # Semantics
 //

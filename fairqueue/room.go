@@ -32,6 +32,17 @@ func (r *Room) Position(ticket string) int {
 	return -1
 }
 
+// Tickets returns the queued tickets, head first, with their heartbeat
+// deadlines, in new slices.
+func (r *Room) Tickets() ([]string, []time.Time) {
+	ts := append([]string(nil), r.order...)
+	ds := make([]time.Time, len(ts))
+	for i, t := range ts {
+		ds[i] = r.deadline[t]
+	}
+	return ts, ds
+}
+
 // Evict removes every ticket whose deadline is not after now and returns
 // how many it removed.
 func (r *Room) Evict(now time.Time) int {

@@ -2,6 +2,8 @@ package locker_test
 
 import (
 	"context"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"testing"
 	"time"
@@ -12,7 +14,6 @@ import (
 	"github.com/disgolock/disgo/backend/goredis"
 	"github.com/disgolock/disgo/backend/memory"
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker"
 )
@@ -31,10 +32,10 @@ func BenchmarkLockUnlock(b *testing.B) {
 	srv := redistest.Start(b)
 	stores := []struct {
 		name string
-		open func(b *testing.B) locker.Backend
+		open func(b *testing.B) driver.Backend
 	}{
-		{"memory", func(*testing.B) locker.Backend { return memory.New() }},
-		{"goredis", func(b *testing.B) locker.Backend {
+		{"memory", func(*testing.B) driver.Backend { return memory.New() }},
+		{"goredis", func(b *testing.B) driver.Backend {
 			c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
 			s, err := goredis.New(c, goredis.Options{})
 			if err != nil {
@@ -43,7 +44,7 @@ func BenchmarkLockUnlock(b *testing.B) {
 			b.Cleanup(func() { _ = s.Close(); _ = c.Close() })
 			return s
 		}},
-		{"rueidis", func(b *testing.B) locker.Backend {
+		{"rueidis", func(b *testing.B) driver.Backend {
 			c, err := rueidis.NewClient(rueidis.ClientOption{
 				InitAddress: []string{srv.Addr},
 				Dialer:      net.Dialer{Timeout: time.Second},
@@ -62,9 +63,9 @@ func BenchmarkLockUnlock(b *testing.B) {
 	}
 	ctx := context.Background()
 	for _, st := range stores {
-		b.Run(st.name+"/Backend", func(b *testing.B) {
+		b.Run(st.name+"/driver.Backend", func(b *testing.B) {
 			s := st.open(b)
-			req := locker.AcquireRequest{Name: "bench", Owner: locker.NewOwner(), Ticket: fairqueue.NewTicket(), Lease: time.Minute}
+			req := driver.AcquireRequest{Name: "bench", Owner: locker.NewOwner(), Ticket: token.New(), Lease: time.Minute}
 			b.ReportAllocs()
 			for b.Loop() {
 				if res, err := s.Acquire(ctx, req); err != nil || !res.Acquired {

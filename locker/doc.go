@@ -1,5 +1,5 @@
-// Package locker is disgo's portable distributed lock: the facade [Locker]
-// and the four small contracts it is composed from.
+// Package locker is disgo's portable distributed lock: the [Locker] you
+// acquire with, the [Lock] handle you hold, their [Options] and errors.
 //
 // # The facade
 //
@@ -10,7 +10,7 @@
 // order locker, and the mapping to store keys lives in one place instead of
 // at every call site. All locks of one Locker share its [Options.Namespace].
 //
-// The three ways to acquire cover every capability of the seed API in one call:
+// The three ways to acquire cover every capability of DisGo's original API, each in one call:
 //
 //   - [Locker.TryLock]: a single attempt, no waiting, fixed lease, no renewal.
 //   - [Locker.Lock]: wait up to a wait time (and ctx) with a fixed lease.
@@ -20,15 +20,14 @@
 // deadline and a loss signal ([Lock.Done], [Lock.Err]); [Lock.Release]
 // undoes one acquisition.
 //
-// # The contracts
+// # Stores
 //
-// A store plugs in through [Backend] (atomic lock state), [Queue] (the FIFO
-// waiting room for fair mode), [Notifier] (release wake-ups) and [Renewer]
-// (keeping leases alive; the default is package renewer). Drivers never
-// retry: waiting, retry and backoff policy live in the facade. Optional
-// capabilities are separate interfaces found by type assertion, as in
-// database/sql/driver: [Inspector] for inspection, and renewer.BatchExtender
-// for pipelined renewal.
+// [New] takes a store: backend/goredis or backend/rueidis for Redis,
+// backend/memory in one process. A store plugs in through the contracts of
+// package locker/driver (Backend, Queue, Notifier, Renewer and the optional
+// capabilities listed there); writing one is only for backend authors, who
+// prove it with package conformance. Stores never retry: waiting, retry and
+// backoff policy live here.
 //
 // # Errors
 //

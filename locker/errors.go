@@ -3,6 +3,7 @@ package locker
 import (
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 )
 
@@ -46,8 +47,9 @@ var (
 	// last one of the name, because its record of the last token is not a
 	// number or has reached the end of the int64 range. Nothing was
 	// acquired. It comes wrapped in [ErrBackend]; an operator must repair
-	// or delete the record (see the README's key layout).
-	ErrFence = errors.New("fencing token out of range")
+	// or delete the record (see the README's key layout). It is
+	// driver.ErrFence, the error stores report it with.
+	ErrFence = driver.ErrFence
 )
 
 // ArgumentError describes bad input. errors.Is(err, ErrInvalidArgument)

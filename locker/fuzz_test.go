@@ -3,6 +3,7 @@ package locker_test
 import (
 	"context"
 	"errors"
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
@@ -109,9 +110,9 @@ func FuzzCallInput(f *testing.F) {
 // noStore is a Backend that fails the test when it is used.
 type noStore struct{ t *testing.T }
 
-func (s noStore) Acquire(context.Context, locker.AcquireRequest) (locker.AcquireResult, error) {
+func (s noStore) Acquire(context.Context, driver.AcquireRequest) (driver.AcquireResult, error) {
 	s.t.Fatal("the store was touched")
-	return locker.AcquireResult{}, nil
+	return driver.AcquireResult{}, nil
 }
 func (s noStore) Release(context.Context, string, string, string) (bool, int, error) {
 	s.t.Fatal("the store was touched")
@@ -125,9 +126,9 @@ func (s noStore) Extend(context.Context, string, string, time.Duration) (bool, e
 // countingStore counts its calls.
 type countingStore struct{ calls int }
 
-func (s *countingStore) Acquire(context.Context, locker.AcquireRequest) (locker.AcquireResult, error) {
+func (s *countingStore) Acquire(context.Context, driver.AcquireRequest) (driver.AcquireResult, error) {
 	s.calls++
-	return locker.AcquireResult{}, nil
+	return driver.AcquireResult{}, nil
 }
 func (s *countingStore) Release(context.Context, string, string, string) (bool, int, error) {
 	s.calls++

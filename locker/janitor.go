@@ -2,6 +2,7 @@ package locker
 
 import (
 	"context"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
 )
@@ -27,7 +28,7 @@ func cleanupHorizon(a *attempt) time.Duration {
 // name for a grant lease. Both calls are idempotent, so repeating them is
 // safe. One goroutine runs while there is work, and none otherwise.
 type janitor struct {
-	backend Backend
+	backend driver.Backend
 	timeout time.Duration   // per request
 	ctx     context.Context // cancelled by Locker.Close
 
@@ -43,7 +44,7 @@ type pendingCleanup struct {
 	until time.Time
 }
 
-func (j *janitor) init(b Backend, timeout time.Duration, ctx context.Context) {
+func (j *janitor) init(b driver.Backend, timeout time.Duration, ctx context.Context) {
 	j.backend, j.timeout, j.ctx = b, timeout, ctx
 }
 

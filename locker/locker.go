@@ -3,11 +3,12 @@ package locker
 import (
 	"context"
 	"errors"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/renewer"
 )
 
@@ -17,10 +18,10 @@ import (
 // its waiters.
 type Locker[T any] struct {
 	cfg     config[T]
-	backend Backend
-	queue   Queue // nil in Barging mode
-	notify  Notifier
-	renew   Renewer
+	backend driver.Backend
+	queue   driver.Queue // nil in Barging mode
+	notify  driver.Notifier
+	renew   driver.Renewer
 	ownRenw *renewer.Renewer // the default renewer, closed by Close
 
 	mu      sync.Mutex
@@ -92,12 +93,13 @@ type heldLock[T any] struct {
 // nopStop marks a holding whose renewal is being started (see register).
 func nopStop() {}
 
-// New returns a Locker on backend b. Queue and Notifier are taken from b
-// when it implements them, unless opts names others; the Renewer defaults
-// to renewer.New(b). It fails with an [*ArgumentError] for a nil backend
-// or invalid options, and with [ErrUnsupported] for Fair mode without a
-// Queue.
-func New[T any](b Backend, opts Options[T]) (*Locker[T], error) {
+// New returns a Locker on backend b (a store adapter such as
+// backend/goredis, backend/rueidis or backend/memory). Fair mode uses b's
+// driver.Queue; wake-ups come from b's driver.Notifier unless
+// Options.Notifier names another; the Renewer defaults to renewer.New(b).
+// It fails with an [*ArgumentError] for a nil backend or invalid options,
+// and with [ErrUnsupported] for Fair mode on a backend without a queue.
+func New[T any](b driver.Backend, opts Options[T]) (*Locker[T], error) {
 	wrap := func(err error) error { return &Error{Op: "new", Err: err} }
 	if b == nil {
 		return nil, wrap(argError("backend", "nil"))
@@ -106,14 +108,14 @@ func New[T any](b Backend, opts Options[T]) (*Locker[T], error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	l := &Locker[T]{cfg: cfg, backend: b, queue: cfg.Queue, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold)}
+	l := &Locker[T]{cfg: cfg, backend: b, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold)}
 	l.closing, l.shut = context.WithCancel(context.Background())
 	l.janitor.init(b, cfg.RequestTimeout, l.closing)
 	if cfg.Mode == Fair {
 		if l.queue == nil {
-			q, ok := b.(Queue)
+			q, ok := b.(driver.Queue)
 			if !ok {
-				return nil, wrap(withCause(ErrUnsupported, errors.New("fair mode needs a backend that implements Queue; set Options.Mode to Barging")))
+				return nil, wrap(withCause(ErrUnsupported, errors.New("fair mode needs a backend that implements driver.Queue; set Options.Mode to Barging")))
 			}
 			l.queue = q
 		}
@@ -121,7 +123,7 @@ func New[T any](b Backend, opts Options[T]) (*Locker[T], error) {
 		l.queue = nil
 	}
 	if l.notify == nil {
-		l.notify, _ = b.(Notifier)
+		l.notify, _ = b.(driver.Notifier)
 	}
 	if l.renew == nil {
 		r, err := renewer.New(b, renewer.Options{RequestTimeout: cfg.RequestTimeout})
@@ -286,7 +288,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	}
 	a := attempt{
 		backend: l.backend, queue: l.queue, timeout: l.cfg.RequestTimeout,
-		req:   AcquireRequest{Name: name, Owner: co.owner, Ticket: fairqueue.NewTicket(), Lease: lease},
+		req:   driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease},
 		renew: renew, lease: lease,
 	}
 	if wait > 0 {
@@ -305,7 +307,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 
 // register records a fresh or re-entered holding and starts its renewal or
 // its expiry timer.
-func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, lease time.Duration, res AcquireResult, renew bool) (*Lock[T], error) {
+func (l *Locker[T]) register(key T, req driver.AcquireRequest, start time.Time, lease time.Duration, res driver.AcquireResult, renew bool) (*Lock[T], error) {
 	k := holdKey{req.Name, req.Owner}
 	deadline := start.Add(lease)
 	hl := &heldLock[T]{lk: Lock[T]{l: l, key: key, name: req.Name, owner: req.Owner, fence: res.Fence}}
@@ -353,7 +355,7 @@ func (l *Locker[T]) register(key T, req AcquireRequest, start time.Time, lease t
 		l.lose(stale, errors.New("the store reports a new holding of this owner"))
 	}
 	if startRenew {
-		stop := l.renew.Keep(Hold{
+		stop := l.renew.Keep(driver.Hold{
 			Name: req.Name, Owner: req.Owner, Lease: req.Lease, Deadline: hd,
 			OnRenewed: func(d time.Time) { l.renewed(h, d) },
 			OnLost:    func(cause error) { l.lose(h, cause) },
@@ -429,7 +431,7 @@ func (l *Locker[T]) forget(h *hold) func() {
 // undo best-effort releases the acquisition made by req.Ticket: an attempt
 // whose reply was lost, or one that must not stand. The ticket makes it
 // undo nothing else. It uses its own context, as the caller's may be done.
-func (l *Locker[T]) undo(req AcquireRequest) {
+func (l *Locker[T]) undo(req driver.AcquireRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.RequestTimeout)
 	defer cancel()
 	_, _, _ = l.backend.Release(ctx, req.Name, req.Owner, req.Ticket)

@@ -3,6 +3,7 @@ package locker_test
 import (
 	"context"
 	"errors"
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"sync"
 	"testing"
@@ -14,8 +15,8 @@ import (
 	"go.uber.org/mock/gomock"
 
 	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/internal/lockermock"
 	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/locker/lockermock"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -39,13 +40,17 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	ctrl := gomock.NewController(t)
-	return &rig{
+	r := &rig{
 		ctrl: ctrl,
 		b:    lockermock.NewMockBackend(ctrl),
 		q:    lockermock.NewMockQueue(ctrl),
 		n:    lockermock.NewMockNotifier(ctrl),
 		r:    lockermock.NewMockRenewer(ctrl),
 	}
+	// No channel is subscribed already: waiters subscribe the long way,
+	// which the tests expect explicitly.
+	r.n.EXPECT().SubscribeActive(gomock.Any(), gomock.Any()).Return(nil, false).AnyTimes()
+	return r
 }
 
 func (r *rig) barging(t *testing.T, opts locker.Options[string]) *locker.Locker[string] {
@@ -55,7 +60,7 @@ func (r *rig) barging(t *testing.T, opts locker.Options[string]) *locker.Locker[
 		opts.Notifier = r.n
 	}
 	opts.Renewer = r.r
-	l, err := locker.New(locker.Backend(r.b), opts)
+	l, err := locker.New(driver.Backend(r.b), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
@@ -65,18 +70,18 @@ func (r *rig) fair(t *testing.T, opts locker.Options[string]) *locker.Locker[str
 	t.Helper()
 	opts.Notifier = r.n
 	opts.Renewer = r.r
-	l, err := locker.New(locker.Backend(fairBackend{r.b, r.q}), opts)
+	l, err := locker.New(driver.Backend(fairBackend{r.b, r.q}), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }
 
-func acquired(fence int64, count int) locker.AcquireResult {
-	return locker.AcquireResult{Acquired: true, Fence: fence, Count: count, Position: -1}
+func acquired(fence int64, count int) driver.AcquireResult {
+	return driver.AcquireResult{Acquired: true, Fence: fence, Count: count, Position: -1}
 }
 
-func taken(ttl time.Duration) locker.AcquireResult {
-	return locker.AcquireResult{TTL: ttl, Position: -1}
+func taken(ttl time.Duration) driver.AcquireResult {
+	return driver.AcquireResult{TTL: ttl, Position: -1}
 }
 
 // fakeSub is a Subscription the test can wake.
@@ -91,6 +96,9 @@ func newFakeSub() *fakeSub {
 }
 func (s *fakeSub) Wake() <-chan struct{} { return s.c }
 func (s *fakeSub) Close()                { s.once.Do(func() { close(s.closed) }) }
+
+// Granted reports no grant: a fakeSub is from a store that never grants.
+func (s *fakeSub) Granted() (int64, bool) { return 0, false }
 
 func TestNewRejectsBadInput(t *testing.T) {
 	r := newRig(t)
@@ -107,16 +115,16 @@ func TestNewRejectsBadInput(t *testing.T) {
 		"waiter ttl":      {WaiterTTL: time.Millisecond},
 		"negative":        {RequestTimeout: -time.Second},
 	} {
-		_, err := locker.New(locker.Backend(r.b), opts)
+		_, err := locker.New(driver.Backend(r.b), opts)
 		assert.ErrorIs(t, err, locker.ErrInvalidArgument, name)
 	}
 
 	// Fair mode needs a Queue.
-	_, err = locker.New(locker.Backend(r.b), locker.Options[string]{})
+	_, err = locker.New(driver.Backend(r.b), locker.Options[string]{})
 	require.ErrorIs(t, err, locker.ErrUnsupported)
 
 	// A key type that is neither a string nor a Stringer needs Options.Key.
-	_, err = locker.New(locker.Backend(r.b), locker.Options[int]{Mode: locker.Barging})
+	_, err = locker.New(driver.Backend(r.b), locker.Options[int]{Mode: locker.Barging})
 	require.ErrorIs(t, err, locker.ErrInvalidArgument)
 }
 
@@ -126,7 +134,7 @@ func (o orderID) String() string { return "order-" + strings.Repeat("x", int(o))
 
 func TestKeyMapping(t *testing.T) {
 	r := newRig(t)
-	ls, err := locker.New(locker.Backend(r.b), locker.Options[orderID]{Mode: locker.Barging, Namespace: "shop", Renewer: r.r})
+	ls, err := locker.New(driver.Backend(r.b), locker.Options[orderID]{Mode: locker.Barging, Namespace: "shop", Renewer: r.r})
 	require.NoError(t, err)
 	defer ls.Close()
 	name, err := ls.Name(orderID(2))
@@ -134,7 +142,7 @@ func TestKeyMapping(t *testing.T) {
 	assert.Equal(t, "shop:order-xx", name)
 
 	type tenant struct{ id int }
-	lt, err := locker.New(locker.Backend(r.b), locker.Options[tenant]{
+	lt, err := locker.New(driver.Backend(r.b), locker.Options[tenant]{
 		Mode: locker.Barging, Renewer: r.r,
 		Key: func(t tenant) string { return strings.Repeat("t", t.id) },
 	})
@@ -197,11 +205,11 @@ func TestTryLockTakenIsNotObtained(t *testing.T) {
 func TestTryLockStoreErrorUndoesTheAttempt(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
-	var req locker.AcquireRequest
+	var req driver.AcquireRequest
 	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(
-		func(_ context.Context, q locker.AcquireRequest) (locker.AcquireResult, error) {
+		func(_ context.Context, q driver.AcquireRequest) (driver.AcquireResult, error) {
 			req = q
-			return locker.AcquireResult{}, errStore
+			return driver.AcquireResult{}, errStore
 		})
 	// The reply was lost: the attempt may have succeeded, so exactly that
 	// attempt (by its ticket) is undone.
@@ -225,8 +233,8 @@ func TestStoreErrorInTheMiddleOfWaitingIsRetried(t *testing.T) {
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(sub, nil)
 	gomock.InOrder(
 		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(taken(time.Hour), nil),
-		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(locker.AcquireResult{}, errStore),
-		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(locker.AcquireResult{}, errStore),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(driver.AcquireResult{}, errStore),
+		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(driver.AcquireResult{}, errStore),
 		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(7, 1), nil),
 	)
 	h, err := l.Lock(context.Background(), "k", time.Minute, time.Minute)
@@ -245,7 +253,7 @@ func TestWaitElapsedWhileStoreFailsReportsBackend(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(newFakeSub(), nil)
-	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(locker.AcquireResult{}, errStore).MinTimes(2)
+	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(driver.AcquireResult{}, errStore).MinTimes(2)
 	r.b.EXPECT().Release(gomock.Any(), "k", gomock.Any(), gomock.Not("")).Return(false, 0, nil)
 	_, err := l.Lock(context.Background(), "k", 50*time.Millisecond, time.Second)
 	require.ErrorIs(t, err, locker.ErrBackend)
@@ -275,7 +283,7 @@ func TestWakeUpTriggersAnAttempt(t *testing.T) {
 	attempts := make(chan struct{}, 10)
 	gomock.InOrder(
 		r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(
-			func(context.Context, locker.AcquireRequest) (locker.AcquireResult, error) {
+			func(context.Context, driver.AcquireRequest) (driver.AcquireResult, error) {
 				attempts <- struct{}{}
 				return taken(time.Hour), nil
 			}).Times(2),
@@ -314,12 +322,12 @@ func TestCancelledWhileQueuedLeavesTheQueue(t *testing.T) {
 	var ticket string
 	calls := 0
 	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), fairqueue.DefaultWaiterTTL).DoAndReturn(
-		func(_ context.Context, req locker.AcquireRequest, _ time.Duration) (locker.AcquireResult, error) {
+		func(_ context.Context, req driver.AcquireRequest, _ time.Duration) (driver.AcquireResult, error) {
 			ticket = req.Ticket
 			if calls++; calls == 2 {
 				cancel() // the caller gives up while queued
 			}
-			return locker.AcquireResult{TTL: time.Hour, Position: 0}, nil
+			return driver.AcquireResult{TTL: time.Hour, Position: 0}, nil
 		}).Times(2)
 	left := make(chan string, 1)
 	gomock.InOrder(
@@ -348,7 +356,7 @@ func TestCancelledWhileQueuedLeavesTheQueue(t *testing.T) {
 func TestFairTryLockDoesNotJoinTheQueue(t *testing.T) {
 	r := newRig(t)
 	l := r.fair(t, locker.Options[string]{})
-	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Duration(0)).Return(locker.AcquireResult{TTL: -1, Position: -1}, nil)
+	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Duration(0)).Return(driver.AcquireResult{TTL: -1, Position: -1}, nil)
 	_, err := l.TryLock(context.Background(), "k", time.Second)
 	require.ErrorIs(t, err, locker.ErrNotObtained)
 }
@@ -357,9 +365,9 @@ func TestRenewalLossReachesTheHolder(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(9, 1), nil)
-	holds := make(chan locker.Hold, 1)
+	holds := make(chan driver.Hold, 1)
 	stopped := make(chan struct{}, 1)
-	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h locker.Hold) func() {
+	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h driver.Hold) func() {
 		holds <- h
 		return func() { stopped <- struct{}{} }
 	})
@@ -534,8 +542,8 @@ func (s *grantSub) grant(fence int64) {
 	s.c <- struct{}{}
 }
 
-func queued(pos int) locker.AcquireResult {
-	return locker.AcquireResult{TTL: time.Hour, Position: pos}
+func queued(pos int) driver.AcquireResult {
+	return driver.AcquireResult{TTL: time.Hour, Position: pos}
 }
 
 func TestGrantIsTakenWithoutAnotherRoundTrip(t *testing.T) {
@@ -545,12 +553,12 @@ func TestGrantIsTakenWithoutAnotherRoundTrip(t *testing.T) {
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(sub, nil)
 	attempts := make(chan time.Time, 2)
 	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), fairqueue.DefaultWaiterTTL).DoAndReturn(
-		func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+		func(context.Context, driver.AcquireRequest, time.Duration) (driver.AcquireResult, error) {
 			attempts <- time.Now()
 			return queued(0), nil
 		}).Times(2) // the first attempt and the one after subscribing; no claim
-	holds := make(chan locker.Hold, 1)
-	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h locker.Hold) func() {
+	holds := make(chan driver.Hold, 1)
+	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h driver.Hold) func() {
 		holds <- h
 		return func() {}
 	})
@@ -588,7 +596,7 @@ func TestGrantShorterThanTheFixedLeaseIsClaimed(t *testing.T) {
 	attempts := make(chan struct{}, 3)
 	gomock.InOrder(
 		r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Second).DoAndReturn(
-			func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+			func(context.Context, driver.AcquireRequest, time.Duration) (driver.AcquireResult, error) {
 				attempts <- struct{}{}
 				return queued(0), nil
 			}).Times(2),
@@ -657,7 +665,7 @@ func TestEveryStoreCallIsBoundedByTheRequestTimeout(t *testing.T) {
 				}
 			}
 			var before time.Time
-			r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(func(got context.Context, _ locker.AcquireRequest) (locker.AcquireResult, error) {
+			r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).DoAndReturn(func(got context.Context, _ driver.AcquireRequest) (driver.AcquireResult, error) {
 				check(got, before)
 				return acquired(1, 1), nil
 			})

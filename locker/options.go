@@ -2,16 +2,14 @@ package locker
 
 import (
 	"fmt"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"reflect"
 	"strings"
 	"time"
 
 	"github.com/disgolock/disgo/fairqueue"
-	"github.com/disgolock/disgo/renewer"
 )
-
-// Hold is one auto-renewed lease as handed to a [Renewer].
-type Hold = renewer.Hold
 
 // Mode chooses how waiters are ordered.
 type Mode int
@@ -81,21 +79,18 @@ type Options[T any] struct {
 	// other T, Key is required.
 	Key func(T) string
 
-	// Mode is Fair (default) or Barging. Fair needs a [Queue].
+	// Mode is Fair (default) or Barging. Fair needs a Backend that
+	// implements driver.Queue.
 	Mode Mode
-
-	// Queue overrides the fair queue. Default: the Backend, if it
-	// implements Queue.
-	Queue Queue
 
 	// Notifier overrides the wake-up source. Default: the Backend, if it
 	// implements Notifier; without one, waiters re-check every
 	// FallbackInterval.
-	Notifier Notifier
+	Notifier driver.Notifier
 
 	// Renewer overrides the renewal scheduler. Default: renewer.New on the
 	// Backend, with its defaults (renew at a third of the lease).
-	Renewer Renewer
+	Renewer driver.Renewer
 
 	// RenewLease is the lease of auto-renewed locks: how long the lock
 	// survives its holder's process. Default: DefaultRenewLease (30s).
@@ -214,4 +209,4 @@ func WithOwner(owner string) CallOption {
 // NewOwner returns a fresh owner token, unique across processes and
 // hosts: 22 bytes of URL-safe base64, made by [fairqueue.NewTicket] (a
 // random per-process prefix and a counter).
-func NewOwner() string { return fairqueue.NewTicket() }
+func NewOwner() string { return token.New() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"math"
 	"strings"
 
@@ -48,15 +49,15 @@ func TestStaleGrantIsNotTaken(t *testing.T) {
 	third := make(chan struct{})
 	var calls atomic.Int32
 	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), fairqueue.DefaultWaiterTTL).DoAndReturn(
-		func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+		func(context.Context, driver.AcquireRequest, time.Duration) (driver.AcquireResult, error) {
 			switch calls.Add(1) {
 			case 1:
-				return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
 			case 2: // after subscribing: the holder's lease is about to end
-				return locker.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
 			case 3: // the fallback re-check: another owner holds fence 12 now
 				close(third)
-				return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 12}, nil
+				return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 12}, nil
 			default: // the attempt the wake-up triggers: a fresh holding
 				return acquired(13, 1), nil
 			}
@@ -88,15 +89,15 @@ func TestDuplicatedGrantAfterItLapsedIsNotTaken(t *testing.T) {
 	third := make(chan struct{})
 	var calls atomic.Int32
 	r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), time.Second).DoAndReturn(
-		func(context.Context, locker.AcquireRequest, time.Duration) (locker.AcquireResult, error) {
+		func(context.Context, driver.AcquireRequest, time.Duration) (driver.AcquireResult, error) {
 			switch calls.Add(1) {
 			case 1:
-				return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 10}, nil
 			case 2:
-				return locker.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
+				return driver.AcquireResult{TTL: time.Millisecond, Position: 0, Fence: 10}, nil
 			case 3: // free, another head: the last fence issued is the lapsed grant's
 				close(third)
-				return locker.AcquireResult{TTL: -1, Position: 1, Fence: 11}, nil
+				return driver.AcquireResult{TTL: -1, Position: 1, Fence: 11}, nil
 			default:
 				return acquired(14, 1), nil
 			}
@@ -132,14 +133,14 @@ func TestGrantAfterCancelIsGivenBack(t *testing.T) {
 			var ticket string
 			var calls atomic.Int32
 			r.q.EXPECT().AcquireFair(gomock.Any(), gomock.Any(), gomock.Any()).DoAndReturn(
-				func(_ context.Context, req locker.AcquireRequest, _ time.Duration) (locker.AcquireResult, error) {
+				func(_ context.Context, req driver.AcquireRequest, _ time.Duration) (driver.AcquireResult, error) {
 					ticket = req.Ticket
 					if calls.Add(1) == 2 {
 						// Both ready before the waiter selects.
 						sub.grant(50)
 						cancel()
 					}
-					return locker.AcquireResult{TTL: time.Hour, Position: 0, Fence: 40}, nil
+					return driver.AcquireResult{TTL: time.Hour, Position: 0, Fence: 40}, nil
 				}).Times(2)
 			r.q.EXPECT().Leave(gomock.Any(), "k", gomock.Any()).Return(nil)
 			undone := make(chan string, 1)
@@ -195,7 +196,7 @@ func TestCancelledWaitersNeverReturnAGrant(t *testing.T) {
 		}
 		require.Eventually(t, func() bool {
 			st, err := store.Inspect(context.Background(), "k")
-			return err == nil && st == (locker.State{})
+			return err == nil && st == (driver.State{})
 		}, patience, time.Millisecond, "round %d: every grant given back, the lock free", round)
 		for _, wl := range ls {
 			require.NoError(t, wl.Close())
@@ -325,7 +326,7 @@ func TestCloseReturnsWaitersAtOnce(t *testing.T) {
 			require.NoError(t, holder.Release(context.Background()))
 			st, err = store.Inspect(context.Background(), "k")
 			require.NoError(t, err)
-			assert.Equal(t, locker.State{}, st, "nothing was granted to a closed waiter")
+			assert.Equal(t, driver.State{}, st, "nothing was granted to a closed waiter")
 		})
 	}
 }
@@ -347,7 +348,7 @@ func TestLeaseAndWaitBounds(t *testing.T) {
 		{RenewLease: math.MaxInt64}, {RenewLease: locker.MaxLease + 1}, {WaiterTTL: math.MaxInt64},
 		{FallbackInterval: math.MaxInt64}, {RequestTimeout: math.MaxInt64},
 	} {
-		_, err := locker.New(locker.Backend(r.b), o)
+		_, err := locker.New(driver.Backend(r.b), o)
 		require.ErrorIs(t, err, locker.ErrInvalidArgument, "%+v", o)
 	}
 	// The largest lease and wait work, on a store that takes them.
@@ -446,8 +447,8 @@ func TestErrorsAreOneLine(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(9, 1), nil)
-	holds := make(chan locker.Hold, 1)
-	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h locker.Hold) func() {
+	holds := make(chan driver.Hold, 1)
+	r.r.EXPECT().Keep(gomock.Any()).DoAndReturn(func(h driver.Hold) func() {
 		holds <- h
 		return func() {}
 	})
@@ -471,7 +472,7 @@ func TestErrorsAreOneLine(t *testing.T) {
 }
 
 // fairBackend2 is a Backend without a Queue.
-type fairBackend2 struct{ locker.Backend }
+type fairBackend2 struct{ driver.Backend }
 
 // A waiter that gives up while the store does not answer (an outage, a
 // CLIENT PAUSE) keeps trying to leave the queue in the background, and

@@ -2,9 +2,8 @@ package locker
 
 import (
 	"context"
+	"github.com/disgolock/disgo/locker/driver"
 	"time"
-
-	"github.com/disgolock/disgo/fairqueue"
 )
 
 // cleanupTimeout bounds the store calls made at once while giving up
@@ -22,11 +21,11 @@ const (
 
 // attempt is the state of one acquiring call across its attempts.
 type attempt struct {
-	backend   Backend
-	queue     Queue         // nil in Barging mode
+	backend   driver.Backend
+	queue     driver.Queue  // nil in Barging mode
 	timeout   time.Duration // per request
 	waiterTTL time.Duration // fair: heartbeat deadline; 0 = do not join the queue
-	req       AcquireRequest
+	req       driver.AcquireRequest
 
 	renew     bool          // the lease will be renewed
 	queued    bool          // the ticket may be in the fair queue, or granted the lock
@@ -39,7 +38,7 @@ type attempt struct {
 
 // try makes one attempt. The request is bounded by the request timeout and,
 // when the call has a wait deadline, by that deadline plus a margin.
-func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, AcquireResult, error) {
+func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, driver.AcquireResult, error) {
 	start := time.Now()
 	timeout := a.timeout
 	if !deadline.IsZero() {
@@ -50,7 +49,7 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, Acqui
 	rctx, cancel := bounded(ctx, start, timeout)
 	defer cancel()
 	var (
-		res AcquireResult
+		res driver.AcquireResult
 		err error
 	)
 	if a.queue != nil {
@@ -95,7 +94,7 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, Acqui
 // Otherwise the waiter claims the grant with an attempt, which the store
 // answers as an idempotent re-entry that sets the full lease, or as "not
 // acquired" when the grant has lapsed.
-func (a *attempt) grant(fence int64) (start time.Time, res AcquireResult, ok bool) {
+func (a *attempt) grant(fence int64) (start time.Time, res driver.AcquireResult, ok bool) {
 	lease := min(a.req.Lease, a.waiterTTL)
 	switch {
 	case fence <= a.seen, a.missed.IsZero():
@@ -107,7 +106,7 @@ func (a *attempt) grant(fence int64) (start time.Time, res AcquireResult, ok boo
 	}
 	a.lease = lease
 	a.taken = true
-	return a.missed, AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, true
+	return a.missed, driver.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, true
 }
 
 // needsCleanup reports whether giving up has anything to undo in the store.
@@ -182,7 +181,7 @@ func (l *Locker[T]) stopped(ctx context.Context) error {
 // A call never returns a held lock once its ctx is done or the Locker is
 // closed: an acquisition or grant that comes too late is undone by its
 // ticket and the call returns the ctx error (or ErrClosed).
-func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (time.Time, AcquireResult, error) {
+func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (time.Time, driver.AcquireResult, error) {
 	var deadline time.Time
 	if wait > 0 && wait != WaitForever {
 		deadline = time.Now().Add(wait)
@@ -208,7 +207,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	l.mu.Lock()
 	if l.closed.Load() {
 		l.mu.Unlock()
-		return time.Time{}, AcquireResult{}, ErrClosed
+		return time.Time{}, driver.AcquireResult{}, ErrClosed
 	}
 	l.waiting.Add(1)
 	l.mu.Unlock()
@@ -219,9 +218,9 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 
 	// On a name this process waits on already, subscribe before the first
 	// attempt: it costs no round trip, and spares the attempt after it.
-	var sub Subscription
-	if as, ok := l.notify.(ActiveSubscriber); ok {
-		sub, _ = as.SubscribeActive(a.req.Name, a.req.Ticket)
+	var sub driver.Subscription
+	if l.notify != nil {
+		sub, _ = l.notify.SubscribeActive(a.req.Name, a.req.Ticket)
 	}
 	if sub != nil {
 		defer sub.Close()
@@ -251,13 +250,9 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 			defer sub.Close()
 		}
 	}
-	var (
-		wake    <-chan struct{}
-		granted Granter
-	)
+	var wake <-chan struct{}
 	if sub != nil {
 		wake = sub.Wake()
-		granted, _ = sub.(Granter)
 	}
 	if wake == nil {
 		// No wake-ups: re-check more often, still far from a busy poll.
@@ -284,7 +279,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 			}
 		}
 		retry = true
-		sleep := fairqueue.Recheck(res.TTL, limit)
+		sleep := recheck(res.TTL, limit)
 		if err != nil {
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
 			sleep = backoff
@@ -294,10 +289,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		timer.Reset(sleep)
 		select {
 		case <-wake:
-			if granted == nil {
-				break
-			}
-			if fence, ok := granted.Granted(); ok {
+			if fence, ok := sub.Granted(); ok {
 				if gstart, gres, ok := a.grant(fence); ok {
 					if wctx.Err() != nil {
 						// The grant came, but the caller is gone: give it back.
@@ -320,4 +312,21 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		}
 		// Timer.Reset discards a stale tick (Go 1.23 timer semantics).
 	}
+}
+
+// recheck returns how long a waiter sleeps before its fallback re-check
+// when no wake-up arrives: never longer than the holder's remaining lease
+// (plus a millisecond, so the key has expired when it looks), nor than
+// limit (the fallback interval, or the heartbeat in fair mode). A negative
+// holderTTL (lock free but not ours, or unknown) is ignored. The result is
+// at least a millisecond, so that a waiter never spins.
+func recheck(holderTTL, limit time.Duration) time.Duration {
+	d := limit
+	if holderTTL >= 0 && holderTTL+time.Millisecond < d {
+		d = holderTTL + time.Millisecond
+	}
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	return d
 }

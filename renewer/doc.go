@@ -1,5 +1,5 @@
 // Package renewer keeps auto-renewed leases alive: it is the default
-// locker.Renewer.
+// driver.Renewer.
 //
 // One [Renewer] serves a whole Locker. It runs a single scheduler goroutine
 // over a min-heap of renewal times, so a held lock costs no goroutine. The
@@ -8,10 +8,10 @@
 // sleeps until a later renewal does not wake it. A hold is renewed when the
 // given fraction of its lease has passed (a third by default). All holds
 // due at the same moment are renewed together: in batches of one round
-// trip each when the [Extender] is also a [BatchExtender], otherwise by a
+// trip each when the [Extender] is also a [driver.BatchExtender], otherwise by a
 // small, bounded pool of concurrent Extend calls. Transient failures are
 // retried until the lease deadline; the holder learns of a loss through
-// Hold.OnLost, with an error matching [ErrNotHeld] or [ErrDeadline].
+// driver.Hold.OnLost, with an error matching [ErrNotHeld] or [ErrDeadline].
 //
 // Time is read through a [Clock], so that tests can drive the scheduler
 // with a manual clock instead of sleeping.

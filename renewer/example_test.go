@@ -3,6 +3,7 @@ package renewer_test
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
 	"github.com/disgolock/disgo/renewer"
@@ -27,7 +28,7 @@ func ExampleNew() {
 	const lease = 300 * time.Millisecond
 	acquired := time.Now() // taken before the acquiring request was sent
 	renewed := make(chan time.Time, 1)
-	stop := r.Keep(renewer.Hold{
+	stop := r.Keep(driver.Hold{
 		Name: "orders/42", Owner: "worker-1", Lease: lease, Deadline: acquired.Add(lease),
 		OnRenewed: func(deadline time.Time) {
 			select {

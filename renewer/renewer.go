@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
 )
@@ -81,10 +82,10 @@ type Options struct {
 }
 
 // Renewer renews the leases of kept holds until they are stopped, lost, or
-// the Renewer is closed. It implements locker.Renewer. All its methods are
+// the Renewer is closed. It implements driver.Renewer. All its methods are
 // safe for concurrent use.
 //
-// Callbacks (Hold.OnRenewed, Hold.OnLost) run on the Renewer's goroutines
+// Callbacks (driver.Hold.OnRenewed, driver.Hold.OnLost) run on the Renewer's goroutines
 // (OnLost also on the caller's goroutine in the cases Keep and Close
 // document), never while the Renewer holds its own lock, so they may call
 // any stop function, Keep and Len; they must not call [Renewer.Close],
@@ -92,9 +93,9 @@ type Options struct {
 // another, so they should be quick.
 type Renewer struct {
 	ext   Extender
-	batch BatchExtender // ext as a BatchExtender, or nil
+	batch driver.BatchExtender // ext as a driver.BatchExtender, or nil
 	opts  Options
-	size  int // items per request: MaxBatch, or 1 without a BatchExtender
+	size  int // items per request: MaxBatch, or 1 without a driver.BatchExtender
 
 	ctx    context.Context // cancelled by Close; parent of every request
 	cancel context.CancelFunc
@@ -116,7 +117,7 @@ type Renewer struct {
 // entry is the state of one kept hold. All fields but hold and before are
 // guarded by Renewer.mu.
 type entry struct {
-	hold     Hold
+	hold     driver.Hold
 	before   time.Duration // renewal is due this long before the deadline
 	retry    time.Duration
 	deadline time.Time     // end of the last confirmed lease
@@ -128,7 +129,7 @@ type entry struct {
 }
 
 // New returns a Renewer that extends leases through e, using its
-// ExtendBatch when e is also a [BatchExtender]. It starts no goroutine.
+// ExtendBatch when e is also a [driver.BatchExtender]. It starts no goroutine.
 // It fails with an error wrapping [ErrInvalidOption] when e is nil or an
 // option is invalid.
 func New(e Extender, opts Options) (*Renewer, error) {
@@ -166,7 +167,7 @@ func New(e Extender, opts Options) (*Renewer, error) {
 		opts.Clock = systemClock{}
 	}
 	r := &Renewer{ext: e, opts: opts, size: 1, wake: make(chan struct{}, 1), live: make(map[*entry]struct{})}
-	if b, ok := e.(BatchExtender); ok {
+	if b, ok := e.(driver.BatchExtender); ok {
 		r.batch, r.size = b, opts.MaxBatch
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -190,7 +191,7 @@ func New(e Extender, opts Options) (*Renewer, error) {
 // h.OnLost is called, before Keep returns, with an error wrapping
 // [ErrInvalidHold]. Likewise after
 // [Renewer.Close], with [ErrClosed].
-func (r *Renewer) Keep(h Hold) (stop func()) {
+func (r *Renewer) Keep(h driver.Hold) (stop func()) {
 	nop := func() {}
 	if h.Lease <= 0 || h.Lease > MaxLease {
 		notifyLost(h, fmt.Errorf("%w: lease %v is not in (0, %v]", ErrInvalidHold, h.Lease, MaxLease))
@@ -254,7 +255,7 @@ func (r *Renewer) Len() int {
 // Close is idempotent. It must not be called from a callback.
 func (r *Renewer) Close() {
 	r.mu.Lock()
-	var kept []Hold
+	var kept []driver.Hold
 	if !r.closed {
 		r.closed = true
 		r.cancel()
@@ -377,10 +378,10 @@ func (r *Renewer) work() {
 }
 
 // extend sends one request for batch and returns one result per entry.
-func (r *Renewer) extend(batch []*entry, timeout time.Duration) []Extension {
-	items := make([]Extension, len(batch))
+func (r *Renewer) extend(batch []*entry, timeout time.Duration) []driver.Extension {
+	items := make([]driver.Extension, len(batch))
 	for i, e := range batch {
-		items[i] = Extension{Name: e.hold.Name, Owner: e.hold.Owner, Lease: e.hold.Lease}
+		items[i] = driver.Extension{Name: e.hold.Name, Owner: e.hold.Owner, Lease: e.hold.Lease}
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
@@ -401,7 +402,7 @@ func (r *Renewer) extend(batch []*entry, timeout time.Duration) []Extension {
 
 // apply records the results of a request sent at sent, schedules what goes
 // on, and then runs the callbacks.
-func (r *Renewer) apply(batch []*entry, items []Extension, sent time.Time) {
+func (r *Renewer) apply(batch []*entry, items []driver.Extension, sent time.Time) {
 	var calls []func()
 	r.mu.Lock()
 	now := r.opts.Clock.Now()
@@ -476,7 +477,7 @@ func (r *Renewer) signal() {
 	}
 }
 
-func notifyLost(h Hold, cause error) {
+func notifyLost(h driver.Hold, cause error) {
 	if h.OnLost != nil {
 		h.OnLost(cause)
 	}

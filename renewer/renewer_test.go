@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"math"
 	"runtime"
 	"slices"
@@ -33,13 +34,13 @@ const patience = 10 * time.Second // for "timed out waiting for X" only
 // call blocks until the test answers it or its context is done.
 type request struct {
 	ctx   context.Context
-	items []renewer.Extension
+	items []driver.Extension
 	reply chan answer
 }
 
 type answer struct {
-	items []renewer.Extension // results, in the order asked
-	err   error               // error of the whole call
+	items []driver.Extension // results, in the order asked
+	err   error              // error of the whole call
 }
 
 func (q *request) names() []string {
@@ -68,7 +69,7 @@ type store struct {
 
 func newStore() *store { return &store{reqs: make(chan *request)} }
 
-func (s *store) do(ctx context.Context, items []renewer.Extension) answer {
+func (s *store) do(ctx context.Context, items []driver.Extension) answer {
 	s.calls.Add(1)
 	n := s.inflight.Add(1)
 	defer s.inflight.Add(-1)
@@ -94,7 +95,7 @@ func storeMax(a *atomic.Int64, n int64) {
 }
 
 func (s *store) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
-	a := s.do(ctx, []renewer.Extension{{Name: name, Owner: owner, Lease: lease}})
+	a := s.do(ctx, []driver.Extension{{Name: name, Owner: owner, Lease: lease}})
 	if a.err != nil {
 		return false, a.err
 	}
@@ -104,7 +105,7 @@ func (s *store) Extend(ctx context.Context, name, owner string, lease time.Durat
 // batchStore is a store that is also a BatchExtender.
 type batchStore struct{ *store }
 
-func (s batchStore) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (s batchStore) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	a := s.do(ctx, slices.Clone(batch))
 	if a.err != nil {
 		return a.err
@@ -125,9 +126,9 @@ func (ev *events) quiet(t *testing.T) {
 	assert.Zero(t, len(ev.lost), "unexpected OnLost")
 }
 
-func newHold(name string, lease time.Duration, deadline time.Time) (renewer.Hold, *events) {
+func newHold(name string, lease time.Duration, deadline time.Time) (driver.Hold, *events) {
 	ev := &events{renewed: make(chan time.Time, 100), lost: make(chan error, 10)}
-	return renewer.Hold{
+	return driver.Hold{
 		Name: name, Owner: "owner-" + name, Lease: lease, Deadline: deadline,
 		OnRenewed: func(d time.Time) { ev.renewed <- d },
 		OnLost:    func(err error) { ev.lost <- err },
@@ -238,7 +239,7 @@ func TestRenewsAtFraction(t *testing.T) {
 			clk.Advance(time.Millisecond)
 			for i := range 3 {
 				q := next(t, s)
-				require.Equal(t, []renewer.Extension{{Name: "a", Owner: "owner-a", Lease: tc.lease}}, q.items)
+				require.Equal(t, []driver.Extension{{Name: "a", Owner: "owner-a", Lease: tc.lease}}, q.items)
 				sent := clk.Now()
 				dl, ok := q.ctx.Deadline()
 				require.True(t, ok, "the request has a timeout")
@@ -638,7 +639,7 @@ func TestStopRacesRenewals(t *testing.T) {
 		require.NoError(t, err)
 		var renewed atomic.Int64
 		tick := make(chan struct{}, 1)
-		stop := r.Keep(renewer.Hold{
+		stop := r.Keep(driver.Hold{
 			Name: "a", Owner: "o", Lease: time.Second, Deadline: time.Now().Add(time.Second),
 			OnRenewed: func(time.Time) {
 				renewed.Add(1)
@@ -667,7 +668,7 @@ func TestCallbacksMayCallTheRenewer(t *testing.T) {
 	var stopA, stopB func()
 	lenInCallback := make(chan int, 10)
 	bLost := make(chan error, 1)
-	stopA = r.Keep(renewer.Hold{
+	stopA = r.Keep(driver.Hold{
 		Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: t0.Add(30 * time.Second),
 		OnRenewed: func(time.Time) {
 			stopA() // itself
@@ -675,7 +676,7 @@ func TestCallbacksMayCallTheRenewer(t *testing.T) {
 			lenInCallback <- r.Len()
 		},
 	})
-	stopB = r.Keep(renewer.Hold{
+	stopB = r.Keep(driver.Hold{
 		Name: "b", Owner: "o", Lease: 30 * time.Second, Deadline: t0.Add(40 * time.Second),
 		OnLost: func(err error) { bLost <- err },
 	})
@@ -691,7 +692,7 @@ func TestCallbacksMayCallTheRenewer(t *testing.T) {
 	clk.Advance(10 * time.Second)
 	q := next(t, s)
 	assert.ElementsMatch(t, []string{"a", "c"}, q.names())
-	q.reply <- answer{items: []renewer.Extension{
+	q.reply <- answer{items: []driver.Extension{
 		{Name: q.items[0].Name, Held: q.items[0].Name == "a"},
 		{Name: q.items[1].Name, Held: q.items[1].Name == "a"},
 	}}
@@ -828,7 +829,7 @@ type countingBatch struct {
 	maxGoroutines atomic.Int64
 }
 
-func (c *countingBatch) ExtendBatch(_ context.Context, batch []renewer.Extension) error {
+func (c *countingBatch) ExtendBatch(_ context.Context, batch []driver.Extension) error {
 	c.calls.Add(1)
 	storeMax(&c.maxGoroutines, int64(runtime.NumGoroutine()))
 	for i := range batch {
@@ -865,7 +866,7 @@ func BenchmarkKeep10000(b *testing.B) {
 	for b.Loop() {
 		now := clk.Now()
 		for i := range stops {
-			stops[i] = r.Keep(renewer.Hold{Name: names[i], Owner: "o", Lease: 30 * time.Second, Deadline: now.Add(30 * time.Second), OnRenewed: onRenewed})
+			stops[i] = r.Keep(driver.Hold{Name: names[i], Owner: "o", Lease: 30 * time.Second, Deadline: now.Add(30 * time.Second), OnRenewed: onRenewed})
 		}
 		waitTimer(b, clk, now.Add(10*time.Second))
 		clk.Advance(10 * time.Second)
@@ -904,7 +905,7 @@ func BenchmarkKeepStop(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		stop := r.Keep(renewer.Hold{Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: time.Now().Add(30 * time.Second)})
+		stop := r.Keep(driver.Hold{Name: "a", Owner: "o", Lease: 30 * time.Second, Deadline: time.Now().Add(30 * time.Second)})
 		roundTrip()
 		stop()
 		roundTrip()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"strings"
 	"sync"
@@ -15,12 +17,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/backend/goredis"
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/tcpproxy"
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // patience bounds every wait of these tests; reaching it is a failure.
@@ -173,14 +172,14 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func req(name, owner string) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: time.Minute}
+func req(name, owner string) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: time.Minute}
 }
 
 // waitedFor makes an attempt on name by another owner that finds the lock
 // taken, as every waiter makes before it sleeps: only the release of a
 // holding someone waited for wakes the name's waiters.
-func waitedFor(t *testing.T, s locker.Backend, name string) {
+func waitedFor(t *testing.T, s driver.Backend, name string) {
 	t.Helper()
 	res, err := s.Acquire(ctxFor(t), req(name, "someone-waiting"))
 	require.NoError(t, err)
@@ -188,7 +187,7 @@ func waitedFor(t *testing.T, s locker.Backend, name string) {
 }
 
 // woken waits for a wake-up of sub.
-func woken(t *testing.T, sub locker.Subscription, what string) {
+func woken(t *testing.T, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
 	case <-sub.Wake():
@@ -304,7 +303,7 @@ func (c *cluster) testWakeUps(t *testing.T, classic bool) {
 	byMaster := c.namesPerMaster(t, prefix, name, 2)
 	type subscribed struct {
 		name string
-		sub  locker.Subscription
+		sub  driver.Subscription
 		err  error
 	}
 	results := make(chan subscribed, 64) // never blocks a sender
@@ -321,7 +320,7 @@ func (c *cluster) testWakeUps(t *testing.T, classic bool) {
 			}()
 		}
 	}
-	subs := make(map[string]locker.Subscription)
+	subs := make(map[string]driver.Subscription)
 	for range count {
 		r := <-results
 		require.NoError(t, r.err, "subscribe %s", r.name)
@@ -416,7 +415,7 @@ func (c *cluster) testAwkwardNames(t *testing.T) {
 func (c *cluster) testExtendBatch(t *testing.T) {
 	ctx := ctxFor(t)
 	s := store(t, c.client(t, ""), goredis.Options{Prefix: "batch"})
-	var batch []renewer.Extension
+	var batch []driver.Extension
 	for _, names := range c.namesPerMaster(t, "batch", "b", 3) {
 		for _, n := range names {
 			r := req(n, "alice")
@@ -424,10 +423,10 @@ func (c *cluster) testExtendBatch(t *testing.T) {
 			res, err := s.Acquire(ctx, r)
 			require.NoError(t, err)
 			require.True(t, res.Acquired)
-			batch = append(batch, renewer.Extension{Name: n, Owner: "alice", Lease: time.Hour})
+			batch = append(batch, driver.Extension{Name: n, Owner: "alice", Lease: time.Hour})
 		}
 	}
-	batch = append(batch, renewer.Extension{Name: "not-held", Owner: "alice", Lease: time.Hour})
+	batch = append(batch, driver.Extension{Name: "not-held", Owner: "alice", Lease: time.Hour})
 
 	require.NoError(t, s.ExtendBatch(ctx, batch))
 	for _, e := range batch {
@@ -450,7 +449,7 @@ func (c *cluster) testConnectionLoss(t *testing.T) {
 	// Two slots per connection: go-redis would resubscribe them in one
 	// command, which the cluster rejects.
 	byMaster := c.namesPerMaster(t, "loss", "l", 2)
-	subs := make(map[string]locker.Subscription)
+	subs := make(map[string]driver.Subscription)
 	for _, names := range byMaster {
 		for _, n := range names {
 			sub, err := waiter.Subscribe(ctx, n, "t")

@@ -95,7 +95,7 @@ func runConformance(t *testing.T, admin redis.UniversalClient, newClient func(t 
 			// connections of a live client would make it start
 			// reconnecting in goroutines that outlive the test.
 			t.Cleanup(closeAll)
-			return conformance.Client{Backend: s, Kill: kill, Stall: hc.stall}
+			return conformance.Client{Backend: s, Kill: kill, Stall: hc.stall, Subscriptions: s.ActiveSubscriptions}
 		},
 		Keys: func(ctx context.Context, substr string) ([]string, error) {
 			tag := rediscore.Tag(substr) // the name as keys spell it, inside braces

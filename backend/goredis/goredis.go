@@ -8,10 +8,9 @@
 //	defer store.Close()
 //	lk, err := locker.New[string](store, locker.Options[string]{})
 //
-// A [*Store] implements locker.Backend, locker.Queue (fair mode),
-// locker.Notifier (with locker.ActiveSubscriber, and subscriptions that
-// are locker.Granter), locker.Inspector and renewer.BatchExtender; its
-// InspectQueue lists a lock's fair queue for operators. Both Redis
+// A [*Store] implements driver.Backend, driver.Queue (fair mode),
+// driver.Notifier, driver.Inspector (with InspectQueue, which lists a
+// lock's fair queue for operators) and driver.BatchExtender. Both Redis
 // adapters of disgo are this one store: they share keys, scripts and
 // messages, so a lock taken through one is seen, waited on and handed over
 // through the other.

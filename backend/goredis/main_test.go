@@ -2,6 +2,8 @@ package goredis
 
 import (
 	"context"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"testing"
 	"time"
@@ -10,10 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
-	"github.com/disgolock/disgo/locker"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,12 +46,12 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func req(name, owner string, lease time.Duration) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: lease}
+func req(name, owner string, lease time.Duration) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: lease}
 }
 
 // woken waits for a wake-up of sub.
-func woken(t *testing.T, sub locker.Subscription, what string) {
+func woken(t *testing.T, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
 	case <-sub.Wake():

@@ -13,9 +13,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // TestNewRejectsANilClient: the options are checked for both adapters in
@@ -71,7 +72,7 @@ func TestNoBlindRetryOfARelease(t *testing.T) {
 	direct, _ := newStore(t, srv, Options{})
 	ctx := ctxT(t)
 	for range 2 {
-		_, err := direct.Acquire(ctx, locker.AcquireRequest{Name: "a", Owner: "alice", Ticket: fairqueue.NewTicket(), Lease: time.Minute})
+		_, err := direct.Acquire(ctx, driver.AcquireRequest{Name: "a", Owner: "alice", Ticket: token.New(), Lease: time.Minute})
 		require.NoError(t, err)
 	}
 	_, _, err := direct.Release(ctx, "other", "alice", "") // load the script

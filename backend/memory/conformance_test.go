@@ -15,7 +15,7 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, conformance.Harness{
 		NewClient: func(testing.TB) conformance.Client {
 			c := s.Client() // holds no goroutines or connections: nothing to clean up
-			return conformance.Client{Backend: c, Kill: c.Kill, Stall: c.Stall}
+			return conformance.Client{Backend: c, Kill: c.Kill, Stall: c.Stall, Subscriptions: c.ActiveSubscriptions}
 		},
 		Keys: func(_ context.Context, substr string) ([]string, error) { return s.Keys(substr), nil },
 		Wipe: func(_ context.Context, name string) error {

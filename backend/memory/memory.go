@@ -3,8 +3,8 @@
 // internal/rediscore/lua. It is the embedded default for examples and for
 // unit tests of code that takes locks, and it passes the conformance suite.
 //
-// A [Store] is the "server". It implements locker.Backend, locker.Queue,
-// locker.Notifier, locker.Inspector and renewer.BatchExtender itself, so
+// A [Store] is the "server". It implements driver.Backend, driver.Queue,
+// driver.Notifier, driver.Inspector and driver.BatchExtender itself, so
 // memory.New() can be passed straight to locker.New. [Store.Client] hands
 // out further independent views of the same store, each behaving like a
 // separate process with its own subscriptions, which a test can [Client.Kill]
@@ -33,7 +33,7 @@
 //     to the head ticket (direct grant): its owner holds it with count 1, a
 //     fresh fencing token, the ticket as latest acquisition and the lease
 //     recorded in its grant, and the message "<ticket> <fence>" tells it so
-//     (see locker.Granter). The grantee claims the grant by an attempt with
+//     (see driver.Subscription). The grantee claims the grant by an attempt with
 //     its ticket (an idempotent re-entry), or undoes it with a release
 //     scoped to its ticket. With an empty queue the release frees the lock
 //     and wakes every waiter of the name. Lease expiry publishes nothing:
@@ -53,6 +53,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"math"
 	"strconv"
 	"strings"
@@ -60,21 +61,19 @@ import (
 	"time"
 
 	"github.com/disgolock/disgo/fairqueue"
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 var (
-	_ locker.Backend        = (*Store)(nil)
-	_ locker.Queue          = (*Store)(nil)
-	_ locker.Notifier       = (*Store)(nil)
-	_ locker.Inspector      = (*Store)(nil)
-	_ renewer.BatchExtender = (*Store)(nil)
-	_ locker.Backend        = (*Client)(nil)
-	_ locker.Queue          = (*Client)(nil)
-	_ locker.Notifier       = (*Client)(nil)
-	_ locker.Inspector      = (*Client)(nil)
-	_ renewer.BatchExtender = (*Client)(nil)
+	_ driver.Backend       = (*Store)(nil)
+	_ driver.Queue         = (*Store)(nil)
+	_ driver.Notifier      = (*Store)(nil)
+	_ driver.Inspector     = (*Store)(nil)
+	_ driver.BatchExtender = (*Store)(nil)
+	_ driver.Backend       = (*Client)(nil)
+	_ driver.Queue         = (*Client)(nil)
+	_ driver.Notifier      = (*Client)(nil)
+	_ driver.Inspector     = (*Client)(nil)
+	_ driver.BatchExtender = (*Client)(nil)
 )
 
 // ErrKilled is returned by every call of a [Client] after [Client.Kill].
@@ -135,6 +134,7 @@ type record struct {
 type grant struct {
 	owner string
 	lease time.Duration // min(lease, waiter TTL)
+	ttl   time.Duration // the waiter TTL of its latest attempt
 }
 
 // evict removes lapsed waiters and their grants.
@@ -219,44 +219,49 @@ func (s *Store) Keys(substr string) []string {
 	return keys
 }
 
-// Acquire implements locker.Backend on the store's default client.
-func (s *Store) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+// Acquire implements driver.Backend on the store's default client.
+func (s *Store) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
 	return s.def.Acquire(ctx, req)
 }
 
-// AcquireFair implements locker.Queue on the store's default client.
-func (s *Store) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+// AcquireFair implements driver.Queue on the store's default client.
+func (s *Store) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	return s.def.AcquireFair(ctx, req, waiterTTL)
 }
 
-// Release implements locker.Backend on the store's default client.
+// Release implements driver.Backend on the store's default client.
 func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
 	return s.def.Release(ctx, name, owner, ticket)
 }
 
-// Extend implements locker.Backend on the store's default client.
+// Extend implements driver.Backend on the store's default client.
 func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
 	return s.def.Extend(ctx, name, owner, lease)
 }
 
-// ExtendBatch implements renewer.BatchExtender on the store's default client.
-func (s *Store) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+// ExtendBatch implements driver.BatchExtender on the store's default client.
+func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	return s.def.ExtendBatch(ctx, batch)
 }
 
-// Leave implements locker.Queue on the store's default client.
+// Leave implements driver.Queue on the store's default client.
 func (s *Store) Leave(ctx context.Context, name, ticket string) error {
 	return s.def.Leave(ctx, name, ticket)
 }
 
-// Subscribe implements locker.Notifier on the store's default client.
-func (s *Store) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+// Subscribe implements driver.Notifier on the store's default client.
+func (s *Store) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	return s.def.Subscribe(ctx, name, ticket)
 }
 
-// Inspect implements locker.Inspector on the store's default client.
-func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) {
+// Inspect implements driver.Inspector on the store's default client.
+func (s *Store) Inspect(ctx context.Context, name string) (driver.State, error) {
 	return s.def.Inspect(ctx, name)
+}
+
+// InspectQueue implements driver.Inspector on the store's default client.
+func (s *Store) InspectQueue(ctx context.Context, name string) ([]driver.Waiter, error) {
+	return s.def.InspectQueue(ctx, name)
 }
 
 // tick advances the store clock to t and returns the store time; a t
@@ -341,7 +346,7 @@ func (s *Store) fence(now time.Time) (f int64, ok bool) {
 }
 
 // errFence is what an acquisition gets when no fencing token can be issued.
-var errFence = fmt.Errorf("memory: %w: the store-wide counter is at 2^63-1", locker.ErrFence)
+var errFence = fmt.Errorf("memory: %w: the store-wide counter is at 2^63-1", driver.ErrFence)
 
 func (r *record) expire(now time.Time) {
 	if r.count > 0 && now.After(r.expiry) {
@@ -359,8 +364,8 @@ func (r *record) free() {
 func (r *record) idle() bool { return r.count == 0 && r.room.Len() == 0 }
 
 // Client is one independent view of a [Store], like one process with its
-// own connection. It implements locker.Backend, locker.Queue,
-// locker.Notifier, locker.Inspector and renewer.BatchExtender.
+// own connection. It implements driver.Backend, driver.Queue,
+// driver.Notifier, driver.Inspector and driver.BatchExtender.
 //
 // All methods are safe for concurrent use and never block, except while
 // the client is stalled (see [Client.Stall]): each acts at once. Each
@@ -541,26 +546,26 @@ func (c *Client) wait(ctx context.Context) (time.Time, error) {
 	return s.tick(t), nil
 }
 
-// Acquire implements locker.Backend: it takes the lock if it is free or
+// Acquire implements driver.Backend: it takes the lock if it is free or
 // re-enters it if req.Owner holds it, ignoring the fair queue. Taken by
 // another owner is Acquired == false with the holder's remaining lease in
 // TTL and Position -1.
-func (c *Client) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+func (c *Client) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
 	return c.acquire(ctx, req, false, 0)
 }
 
-// AcquireFair implements locker.Queue: Acquire in arrival order, as
-// described by package fairqueue and locker.Queue. A zero waiterTTL makes
+// AcquireFair implements driver.Queue: Acquire in arrival order, as
+// described by package fairqueue and driver.Queue. A zero waiterTTL makes
 // a single attempt that honours the queue without joining it.
-func (c *Client) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (c *Client) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	return c.acquire(ctx, req, true, waiterTTL)
 }
 
 // acquire mirrors acquire.lua.
-func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bool, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (c *Client) acquire(ctx context.Context, req driver.AcquireRequest, fair bool, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	now, err := c.begin(ctx)
 	if err != nil {
-		return locker.AcquireResult{}, err
+		return driver.AcquireResult{}, err
 	}
 	s := c.s
 	defer s.mu.Unlock()
@@ -579,7 +584,7 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 		if fair {
 			r.leave(req.Ticket)
 		}
-		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: r.count, Position: -1}, nil
+		return driver.AcquireResult{Acquired: true, Fence: r.fence, Count: r.count, Position: -1}, nil
 	}
 
 	head, queued := "", false
@@ -590,18 +595,18 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 	if r.count == 0 && (!queued || head == req.Ticket) {
 		f, ok := s.fence(now)
 		if !ok {
-			return locker.AcquireResult{}, errFence
+			return driver.AcquireResult{}, errFence
 		}
 		r.owner, r.count, r.fence, r.lastTicket = req.Owner, 1, f, req.Ticket
 		r.expiry = now.Add(req.Lease)
 		if queued {
 			r.leave(req.Ticket)
 		}
-		return locker.AcquireResult{Acquired: true, Fence: r.fence, Count: 1, Position: -1}, nil
+		return driver.AcquireResult{Acquired: true, Fence: r.fence, Count: 1, Position: -1}, nil
 	}
 
 	// Not acquired: the newest fence issued, which no earlier grant exceeds.
-	res := locker.AcquireResult{TTL: -1, Position: -1, Fence: s.lastFence}
+	res := driver.AcquireResult{TTL: -1, Position: -1, Fence: s.lastFence}
 	if r.count > 0 {
 		res.TTL, res.Fence = r.expiry.Sub(now), r.fence
 	}
@@ -614,7 +619,7 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 			if r.grants == nil {
 				r.grants = make(map[string]grant)
 			}
-			r.grants[req.Ticket] = grant{owner: req.Owner, lease: min(req.Lease, waiterTTL)}
+			r.grants[req.Ticket] = grant{owner: req.Owner, lease: min(req.Lease, waiterTTL), ttl: waiterTTL}
 		}
 		res.Position = r.room.Join(req.Ticket, deadline)
 		if r.count == 0 {
@@ -625,7 +630,7 @@ func (c *Client) acquire(ctx context.Context, req locker.AcquireRequest, fair bo
 	return res, nil
 }
 
-// Release implements locker.Backend, mirroring release.lua: it undoes one
+// Release implements driver.Backend, mirroring release.lua: it undoes one
 // acquisition by owner (with a non-empty ticket, only if the latest
 // acquisition carried it). held is false, and nothing changes, when owner
 // does not hold the lock. The final release hands the lock to the head
@@ -671,7 +676,7 @@ func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held 
 	return true, 0, nil
 }
 
-// Extend implements locker.Backend, mirroring extend.lua: it sets the
+// Extend implements driver.Backend, mirroring extend.lua: it sets the
 // remaining lease to lease (longer or shorter) if owner holds the lock;
 // otherwise it returns false and changes nothing.
 func (c *Client) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
@@ -683,10 +688,10 @@ func (c *Client) Extend(ctx context.Context, name, owner string, lease time.Dura
 	return c.s.extend(name, owner, lease, now), nil
 }
 
-// ExtendBatch implements renewer.BatchExtender: it extends every item as
+// ExtendBatch implements driver.BatchExtender: it extends every item as
 // Extend would, in one atomic step, setting each item's Held (Err stays
 // nil). It fails as a whole only when ctx is done or the client killed.
-func (c *Client) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (c *Client) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	now, err := c.begin(ctx)
 	if err != nil {
 		return err
@@ -710,7 +715,7 @@ func (s *Store) extend(name, owner string, lease time.Duration, now time.Time) b
 	return true
 }
 
-// Leave implements locker.Queue, mirroring leave.lua: it removes ticket
+// Leave implements driver.Queue, mirroring leave.lua: it removes ticket
 // and its grant from the queue of name; if ticket was the head and the
 // lock is free, the new head (if any) is woken. A grant made to ticket
 // before is not undone (Release with the ticket does that). Leaving a
@@ -733,21 +738,40 @@ func (c *Client) Leave(ctx context.Context, name, ticket string) error {
 	return nil
 }
 
-// Inspect implements locker.Inspector, mirroring inspect.lua: a read-only
+// Inspect implements driver.Inspector, mirroring inspect.lua: a read-only
 // snapshot of name. Waiters counts queued tickets, including lapsed ones
 // not yet evicted.
-func (c *Client) Inspect(ctx context.Context, name string) (locker.State, error) {
+func (c *Client) Inspect(ctx context.Context, name string) (driver.State, error) {
 	now, err := c.begin(ctx)
 	if err != nil {
-		return locker.State{}, err
+		return driver.State{}, err
 	}
 	s := c.s
 	defer s.mu.Unlock()
 	r := s.get(name, now)
 	defer s.put(name, r, now)
-	st := locker.State{Waiters: r.room.Len()}
+	st := driver.State{Waiters: r.room.Len()}
 	if r.count > 0 {
 		st.Owner, st.Count, st.Fence, st.TTL = r.owner, r.count, r.fence, r.expiry.Sub(now)
 	}
 	return st, nil
+}
+
+// InspectQueue implements driver.Inspector: the queue of name, head first.
+func (c *Client) InspectQueue(ctx context.Context, name string) ([]driver.Waiter, error) {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	r := s.get(name, now)
+	defer s.put(name, r, now)
+	tickets, deadlines := r.room.Tickets()
+	ws := make([]driver.Waiter, len(tickets))
+	for i, t := range tickets {
+		g := r.grants[t]
+		ws[i] = driver.Waiter{Position: i, Ticket: t, Owner: g.owner, Heartbeat: deadlines[i].Sub(now), TTL: g.ttl}
+	}
+	return ws, nil
 }

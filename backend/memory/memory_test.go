@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,9 +12,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
-
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -54,39 +52,39 @@ const (
 	ttl  = 10 * time.Second // waiter TTL
 )
 
-func req(owner, ticket string, lease time.Duration) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: ticket, Lease: lease}
+func req(owner, ticket string, lease time.Duration) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: ticket, Lease: lease}
 }
 
-func acquire(t *testing.T, b locker.Backend, r locker.AcquireRequest) locker.AcquireResult {
+func acquire(t *testing.T, b driver.Backend, r driver.AcquireRequest) driver.AcquireResult {
 	t.Helper()
 	res, err := b.Acquire(context.Background(), r)
 	require.NoError(t, err)
 	return res
 }
 
-func acquireFair(t *testing.T, q locker.Queue, r locker.AcquireRequest, waiterTTL time.Duration) locker.AcquireResult {
+func acquireFair(t *testing.T, q driver.Queue, r driver.AcquireRequest, waiterTTL time.Duration) driver.AcquireResult {
 	t.Helper()
 	res, err := q.AcquireFair(context.Background(), r, waiterTTL)
 	require.NoError(t, err)
 	return res
 }
 
-func release(t *testing.T, b locker.Backend, owner, ticket string) (bool, int) {
+func release(t *testing.T, b driver.Backend, owner, ticket string) (bool, int) {
 	t.Helper()
 	held, n, err := b.Release(context.Background(), name, owner, ticket)
 	require.NoError(t, err)
 	return held, n
 }
 
-func inspect(t *testing.T, s *Store) locker.State {
+func inspect(t *testing.T, s *Store) driver.State {
 	t.Helper()
 	st, err := s.Inspect(context.Background(), name)
 	require.NoError(t, err)
 	return st
 }
 
-func subscribe(t *testing.T, n locker.Notifier, ticket string) locker.Subscription {
+func subscribe(t *testing.T, n driver.Notifier, ticket string) driver.Subscription {
 	t.Helper()
 	sub, err := n.Subscribe(context.Background(), name, ticket)
 	require.NoError(t, err)
@@ -95,7 +93,7 @@ func subscribe(t *testing.T, n locker.Notifier, ticket string) locker.Subscripti
 }
 
 // woken reports whether sub has a pending wake-up, consuming it.
-func woken(sub locker.Subscription) bool {
+func woken(sub driver.Subscription) bool {
 	select {
 	case <-sub.Wake():
 		return true
@@ -105,11 +103,9 @@ func woken(sub locker.Subscription) bool {
 }
 
 // grantOf returns what sub reports as a grant of the lock to its ticket.
-func grantOf(t *testing.T, sub locker.Subscription) (int64, bool) {
+func grantOf(t *testing.T, sub driver.Subscription) (int64, bool) {
 	t.Helper()
-	g, ok := sub.(locker.Granter)
-	require.True(t, ok, "a memory subscription is a locker.Granter")
-	return g.Granted()
+	return sub.Granted()
 }
 
 // grantTickets returns the tickets of name a release may hand the lock to.
@@ -143,15 +139,15 @@ func TestReentryCountsOncePerTicket(t *testing.T) {
 	assert.Equal(t, -1, first.Position)
 
 	again := acquire(t, s, req("a", "t1", time.Second))
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: first.Fence, Count: 1, Position: -1}, again,
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: first.Fence, Count: 1, Position: -1}, again,
 		"a repeated attempt with the same ticket must not count twice")
 
 	second := acquire(t, s, req("a", "t2", time.Second))
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: first.Fence, Count: 2, Position: -1}, second,
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: first.Fence, Count: 2, Position: -1}, second,
 		"a re-entry counts up and keeps the fence")
 
 	other := acquire(t, s, req("b", "t3", time.Second))
-	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1, Fence: first.Fence}, other, "not acquired: the holder's fence")
+	assert.Equal(t, driver.AcquireResult{TTL: time.Second, Position: -1, Fence: first.Fence}, other, "not acquired: the holder's fence")
 
 	held, n := release(t, s, "a", "")
 	assert.True(t, held)
@@ -203,7 +199,7 @@ func TestLeaseExpiry(t *testing.T) {
 	clk.Advance(time.Second)
 	assert.False(t, acquire(t, s, req("b", "t2", time.Second)).Acquired, "alive at its expiry instant, as in Redis")
 	clk.Advance(time.Nanosecond)
-	assert.Equal(t, locker.State{}, inspect(t, s))
+	assert.Equal(t, driver.State{}, inspect(t, s))
 
 	held, _ := release(t, s, "a", "")
 	assert.False(t, held, "release after expiry")
@@ -248,18 +244,18 @@ func TestFairHeadOnlyTake(t *testing.T) {
 	subB, subC, subD := subscribe(t, s, "tb"), subscribe(t, s, "tc"), subscribe(t, s, "td")
 
 	clk.Advance(100 * time.Millisecond)
-	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 0, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), ttl))
-	assert.Equal(t, locker.AcquireResult{TTL: 900 * time.Millisecond, Position: 1, Fence: s.lastFence}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
+	assert.Equal(t, driver.AcquireResult{TTL: 900 * time.Millisecond, Position: 0, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), ttl))
+	assert.Equal(t, driver.AcquireResult{TTL: 900 * time.Millisecond, Position: 1, Fence: s.lastFence}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
 	assert.Equal(t, 2, inspect(t, s).Waiters)
 
 	// A's lease lapses: the lock is free, B is the head, and nobody is told.
 	clk.Advance(900*time.Millisecond + time.Nanosecond)
-	for tk, sub := range map[string]locker.Subscription{"tb": subB, "tc": subC, "td": subD} {
+	for tk, sub := range map[string]driver.Subscription{"tb": subB, "tc": subC, "td": subD} {
 		assert.False(t, woken(sub), "lease expiry woke %s", tk)
 	}
 
 	// C tries while the lock is free but B is the head: no, and B is reminded.
-	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1, Fence: s.lastFence}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
+	assert.Equal(t, driver.AcquireResult{TTL: -1, Position: 1, Fence: s.lastFence}, acquireFair(t, s, req("c", "tc", time.Second), ttl))
 	assert.True(t, woken(subB), "a free lock with another head wakes the head")
 	_, ok := grantOf(t, subB)
 	assert.False(t, ok, "a reminder grants nothing")
@@ -302,18 +298,18 @@ func TestBargingIgnoresQueue(t *testing.T) {
 func TestFairSingleAttemptDoesNotJoin(t *testing.T) {
 	s, clk := newStore()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
-	assert.Equal(t, locker.AcquireResult{TTL: time.Second, Position: -1, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), 0))
+	assert.Equal(t, driver.AcquireResult{TTL: time.Second, Position: -1, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), 0))
 	assert.Zero(t, inspect(t, s).Waiters, "a zero waiter TTL does not join")
 	assert.Empty(t, grantTickets(s), "nor records a grant")
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
-	assert.Equal(t, locker.State{}, inspect(t, s), "a single attempt is never granted the lock")
+	assert.Equal(t, driver.State{}, inspect(t, s), "a single attempt is never granted the lock")
 
 	require.True(t, acquire(t, s, req("a", "ta2", time.Second)).Acquired)
 	require.False(t, acquireFair(t, s, req("c", "tc", time.Second), ttl).Acquired)
 	clk.Advance(time.Second + time.Nanosecond) // A's lease lapses: free, C at the head
 	subC := subscribe(t, s, "tc")
-	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: -1, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), 0),
+	assert.Equal(t, driver.AcquireResult{TTL: -1, Position: -1, Fence: s.lastFence}, acquireFair(t, s, req("b", "tb", time.Second), 0),
 		"a single attempt honours the queue")
 	assert.False(t, woken(subC), "a single attempt wakes nobody")
 	assert.Equal(t, 1, inspect(t, s).Waiters)
@@ -362,7 +358,7 @@ func TestFairEvictsDeadHead(t *testing.T) {
 	// B dies. A's lease lapses; C waits behind B until B's heartbeat lapses.
 	clk.Advance(wt - time.Millisecond)
 	res := acquireFair(t, s, req("c", "tc", time.Second), time.Second)
-	assert.Equal(t, locker.AcquireResult{TTL: -1, Position: 1, Fence: s.lastFence}, res)
+	assert.Equal(t, driver.AcquireResult{TTL: -1, Position: 1, Fence: s.lastFence}, res)
 	clk.Advance(time.Millisecond)
 	assert.True(t, acquireFair(t, s, req("c", "tc", time.Second), time.Second).Acquired)
 	assert.Zero(t, inspect(t, s).Waiters)
@@ -398,8 +394,8 @@ func TestReleaseWithOnlyLapsedWaitersFrees(t *testing.T) {
 
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
-	assert.Equal(t, locker.State{}, inspect(t, s), "a lapsed waiter is evicted, never granted the lock")
-	for tk, sub := range map[string]locker.Subscription{"tb": subB, "tx": subX} {
+	assert.Equal(t, driver.State{}, inspect(t, s), "a lapsed waiter is evicted, never granted the lock")
+	for tk, sub := range map[string]driver.Subscription{"tb": subB, "tx": subX} {
 		assert.True(t, woken(sub), "%s: with the queue empty after eviction, the release broadcasts", tk)
 		_, ok := grantOf(t, sub)
 		assert.False(t, ok, "%s: a broadcast grants nothing", tk)
@@ -420,8 +416,8 @@ func TestReleaseBroadcastsWithEmptyQueue(t *testing.T) {
 
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
-	assert.Equal(t, locker.State{}, inspect(t, s), "with an empty queue the release frees the lock")
-	for tk, sub := range map[string]locker.Subscription{"tx": x, "ty": y} {
+	assert.Equal(t, driver.State{}, inspect(t, s), "with an empty queue the release frees the lock")
+	for tk, sub := range map[string]driver.Subscription{"tx": x, "ty": y} {
 		assert.True(t, woken(sub), "%s not woken", tk)
 		_, ok := grantOf(t, sub)
 		assert.False(t, ok, "%s: a broadcast grants nothing", tk)
@@ -433,7 +429,7 @@ func TestLeave(t *testing.T) {
 	s, clk := newStore()
 	ctx := context.Background()
 	require.True(t, acquire(t, s, req("a", "ta", time.Second)).Acquired)
-	subs := map[string]locker.Subscription{}
+	subs := map[string]driver.Subscription{}
 	for _, tk := range []string{"tb", "tc", "td", "te"} {
 		subs[tk] = subscribe(t, s, tk)
 		require.False(t, acquireFair(t, s, req(tk, tk, time.Second), ttl).Acquired)
@@ -459,7 +455,7 @@ func TestLeave(t *testing.T) {
 	noWakes("only the new head")
 
 	require.NoError(t, s.Leave(ctx, name, "te"))
-	assert.Equal(t, locker.State{}, inspect(t, s))
+	assert.Equal(t, driver.State{}, inspect(t, s))
 	assert.Empty(t, s.Keys(""))
 	assert.Empty(t, s.names)
 }
@@ -478,7 +474,7 @@ func TestReleaseGrantsHead(t *testing.T) {
 	require.True(t, held)
 	assert.Zero(t, n)
 	st := inspect(t, s)
-	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: st.Fence, TTL: 4 * time.Second, Waiters: 1}, st,
+	assert.Equal(t, driver.State{Owner: "b", Count: 1, Fence: st.Fence, TTL: 4 * time.Second, Waiters: 1}, st,
 		"the head holds the lock, once, for min(lease, waiter TTL), and left the queue")
 	assert.Greater(t, st.Fence, first.Fence, "a grant is a fresh acquisition")
 	assert.Equal(t, "tb", lastTicket(s), "the grantee's ticket is the latest acquisition")
@@ -487,7 +483,7 @@ func TestReleaseGrantsHead(t *testing.T) {
 	fence, ok := grantOf(t, subB)
 	assert.True(t, ok, "the head's subscription is told of the grant")
 	assert.Equal(t, st.Fence, fence, "the message carries the fence")
-	for tk, sub := range map[string]locker.Subscription{"tc": subC, "tx": subX} {
+	for tk, sub := range map[string]driver.Subscription{"tc": subC, "tx": subX} {
 		assert.False(t, woken(sub), "%s woken by a grant to another ticket", tk)
 		_, ok := grantOf(t, sub)
 		assert.False(t, ok, "%s told of a grant to another ticket", tk)
@@ -497,7 +493,7 @@ func TestReleaseGrantsHead(t *testing.T) {
 	held, _ = release(t, s, "b", "")
 	require.True(t, held)
 	next := inspect(t, s)
-	assert.Equal(t, locker.State{Owner: "c", Count: 1, Fence: next.Fence, TTL: ttl}, next,
+	assert.Equal(t, driver.State{Owner: "c", Count: 1, Fence: next.Fence, TTL: ttl}, next,
 		"a lease longer than the waiter TTL is granted for the waiter TTL")
 	assert.Greater(t, next.Fence, st.Fence)
 	fence, ok = grantOf(t, subC)
@@ -517,9 +513,9 @@ func TestGrantClaimIsIdempotent(t *testing.T) {
 	require.Equal(t, ttl, granted.TTL)
 
 	clk.Advance(time.Second)
-	want := locker.AcquireResult{Acquired: true, Fence: granted.Fence, Count: 1, Position: -1}
+	want := driver.AcquireResult{Acquired: true, Fence: granted.Fence, Count: 1, Position: -1}
 	assert.Equal(t, want, acquireFair(t, s, req("b", "tb", time.Minute), ttl), "the grantee's attempt claims the grant as a re-entry")
-	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: granted.Fence, TTL: time.Minute}, inspect(t, s),
+	assert.Equal(t, driver.State{Owner: "b", Count: 1, Fence: granted.Fence, TTL: time.Minute}, inspect(t, s),
 		"the claim keeps count and fence and sets the full lease")
 	assert.Equal(t, want, acquireFair(t, s, req("b", "tb", time.Minute), ttl), "claiming twice counts once")
 	assert.Equal(t, want, acquire(t, s, req("b", "tb", time.Minute)), "a barging attempt claims alike")
@@ -527,7 +523,7 @@ func TestGrantClaimIsIdempotent(t *testing.T) {
 	held, n := release(t, s, "b", "")
 	assert.True(t, held)
 	assert.Zero(t, n, "one release undoes the grant and its claims")
-	assert.Equal(t, locker.State{}, inspect(t, s))
+	assert.Equal(t, driver.State{}, inspect(t, s))
 }
 
 func TestGrantRunsOutWithoutClaim(t *testing.T) {
@@ -541,12 +537,12 @@ func TestGrantRunsOutWithoutClaim(t *testing.T) {
 
 	// B died before it heard of the grant: it runs out after B's waiter TTL.
 	clk.Advance(ttl)
-	assert.Equal(t, locker.AcquireResult{Position: 0, Fence: inspect(t, s).Fence}, acquireFair(t, s, req("c", "tc", time.Minute), time.Minute),
+	assert.Equal(t, driver.AcquireResult{Position: 0, Fence: inspect(t, s).Fence}, acquireFair(t, s, req("c", "tc", time.Minute), time.Minute),
 		"the grant is alive at its expiry instant")
 	clk.Advance(time.Nanosecond)
 	res := acquireFair(t, s, req("c", "tc", time.Minute), time.Minute)
 	assert.True(t, res.Acquired, "the next waiter takes the lock once the grant ran out")
-	assert.Equal(t, locker.State{Owner: "c", Count: 1, Fence: res.Fence, TTL: time.Minute}, inspect(t, s))
+	assert.Equal(t, driver.State{Owner: "c", Count: 1, Fence: res.Fence, TTL: time.Minute}, inspect(t, s))
 }
 
 func TestGiveUpUndoesGrant(t *testing.T) {
@@ -570,7 +566,7 @@ func TestGiveUpUndoesGrant(t *testing.T) {
 	assert.True(t, held)
 	assert.Zero(t, n)
 	st := inspect(t, s)
-	assert.Equal(t, locker.State{Owner: "c", Count: 1, Fence: st.Fence, TTL: ttl}, st, "the undone grant goes on to the next head")
+	assert.Equal(t, driver.State{Owner: "c", Count: 1, Fence: st.Fence, TTL: ttl}, st, "the undone grant goes on to the next head")
 	assert.True(t, woken(subC))
 	fence, ok := grantOf(t, subC)
 	assert.True(t, ok)
@@ -595,7 +591,7 @@ func TestLeaveRemovesGrant(t *testing.T) {
 	subB := subscribe(t, s, "tb")
 	held, _ := release(t, s, "a", "")
 	require.True(t, held)
-	assert.Equal(t, locker.State{}, inspect(t, s), "a waiter that left is never granted the lock")
+	assert.Equal(t, driver.State{}, inspect(t, s), "a waiter that left is never granted the lock")
 	assert.True(t, woken(subB), "the queue is empty: the release broadcasts")
 	_, ok := grantOf(t, subB)
 	assert.False(t, ok)
@@ -626,7 +622,7 @@ func TestNoRecordsWhenIdle(t *testing.T) {
 
 	st, err := s.Inspect(context.Background(), "unknown")
 	require.NoError(t, err)
-	assert.Equal(t, locker.State{}, st)
+	assert.Equal(t, driver.State{}, st)
 	ok, err := s.Extend(context.Background(), "unknown", "a", time.Second)
 	require.NoError(t, err)
 	assert.False(t, ok)
@@ -646,12 +642,12 @@ func TestSweepDropsExpiredRecords(t *testing.T) {
 	s, clk := newStore()
 	ctx := context.Background()
 	for i := range 1000 {
-		_, err := s.Acquire(ctx, locker.AcquireRequest{Name: fmt.Sprint("short", i), Owner: "a", Ticket: "t", Lease: time.Millisecond})
+		_, err := s.Acquire(ctx, driver.AcquireRequest{Name: fmt.Sprint("short", i), Owner: "a", Ticket: "t", Lease: time.Millisecond})
 		require.NoError(t, err)
 	}
 	clk.Advance(time.Second)
 	for i := range 500 {
-		_, err := s.Acquire(ctx, locker.AcquireRequest{Name: fmt.Sprint("long", i), Owner: "a", Ticket: "t", Lease: time.Hour})
+		_, err := s.Acquire(ctx, driver.AcquireRequest{Name: fmt.Sprint("long", i), Owner: "a", Ticket: "t", Lease: time.Hour})
 		require.NoError(t, err)
 	}
 	s.mu.Lock()
@@ -676,7 +672,7 @@ func TestExtend(t *testing.T) {
 	assert.False(t, ok)
 	assert.Equal(t, 2*time.Second, inspect(t, s).TTL, "a non-holder changes nothing")
 
-	batch := []renewer.Extension{
+	batch := []driver.Extension{
 		{Name: name, Owner: "a", Lease: 5 * time.Second},
 		{Name: name, Owner: "b", Lease: time.Minute},
 		{Name: "unknown", Owner: "a", Lease: time.Minute},
@@ -698,7 +694,7 @@ func TestInspect(t *testing.T) {
 	require.True(t, acquire(t, s, req("a", "ta2", time.Second)).Acquired)
 	require.False(t, acquireFair(t, s, req("b", "tb", time.Second), ttl).Acquired)
 	clk.Advance(250 * time.Millisecond)
-	assert.Equal(t, locker.State{Owner: "a", Count: 2, Fence: res.Fence, TTL: 750 * time.Millisecond, Waiters: 1}, inspect(t, s))
+	assert.Equal(t, driver.State{Owner: "a", Count: 2, Fence: res.Fence, TTL: 750 * time.Millisecond, Waiters: 1}, inspect(t, s))
 }
 
 func TestSubscriptionsCountPerName(t *testing.T) {
@@ -724,7 +720,7 @@ func TestSubscriptionsCountPerName(t *testing.T) {
 	assert.Equal(t, 1, c1.ActiveSubscriptions())
 	assert.Equal(t, 2, s.ActiveSubscriptions(), "c2 still listens on a")
 
-	_, err = c2.Acquire(ctx, locker.AcquireRequest{Name: "a", Owner: "o", Ticket: "t", Lease: time.Second})
+	_, err = c2.Acquire(ctx, driver.AcquireRequest{Name: "a", Owner: "o", Ticket: "t", Lease: time.Second})
 	require.NoError(t, err)
 	_, _, err = c2.Release(ctx, "a", "o", "")
 	require.NoError(t, err)
@@ -774,7 +770,7 @@ func TestKill(t *testing.T) {
 	assert.ErrorIs(t, err, ErrKilled)
 	_, err = c1.Extend(ctx, name, "a", time.Second)
 	assert.ErrorIs(t, err, ErrKilled)
-	assert.ErrorIs(t, c1.ExtendBatch(ctx, []renewer.Extension{{Name: name, Owner: "a", Lease: time.Second}}), ErrKilled)
+	assert.ErrorIs(t, c1.ExtendBatch(ctx, []driver.Extension{{Name: name, Owner: "a", Lease: time.Second}}), ErrKilled)
 	assert.ErrorIs(t, c1.Leave(ctx, name, "tb"), ErrKilled)
 	_, err = c1.Subscribe(ctx, name, "tz")
 	assert.ErrorIs(t, err, ErrKilled)
@@ -813,7 +809,7 @@ func TestDoneContextChangesNothing(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	_, err = s.Extend(ctx, name, "a", time.Minute)
 	assert.ErrorIs(t, err, context.Canceled)
-	assert.ErrorIs(t, s.ExtendBatch(ctx, []renewer.Extension{{Name: name, Owner: "a", Lease: time.Minute}}), context.Canceled)
+	assert.ErrorIs(t, s.ExtendBatch(ctx, []driver.Extension{{Name: name, Owner: "a", Lease: time.Minute}}), context.Canceled)
 	assert.ErrorIs(t, s.Leave(ctx, name, "ta"), context.Canceled)
 	_, err = s.Inspect(ctx, name)
 	assert.ErrorIs(t, err, context.Canceled)
@@ -821,7 +817,7 @@ func TestDoneContextChangesNothing(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Nil(t, sub)
 	assert.Zero(t, s.ActiveSubscriptions())
-	assert.Equal(t, locker.State{Owner: "a", Count: 1, Fence: inspect(t, s).Fence, TTL: time.Second}, inspect(t, s))
+	assert.Equal(t, driver.State{Owner: "a", Count: 1, Fence: inspect(t, s).Fence, TTL: time.Second}, inspect(t, s))
 }
 
 func TestNewUsesRealClock(t *testing.T) {
@@ -863,13 +859,13 @@ func worker(c *Client, w, rounds int, inside *atomic.Int32) error {
 	ctx := context.Background()
 	fair := w%2 == 0
 	for i := range rounds {
-		r := locker.AcquireRequest{Name: name, Owner: fmt.Sprint("w", w, "-", i), Ticket: fmt.Sprint("t", w, "-", i), Lease: time.Minute}
+		r := driver.AcquireRequest{Name: name, Owner: fmt.Sprint("w", w, "-", i), Ticket: fmt.Sprint("t", w, "-", i), Lease: time.Minute}
 		sub, err := c.Subscribe(ctx, name, r.Ticket)
 		if err != nil {
 			return err
 		}
 		for {
-			var res locker.AcquireResult
+			var res driver.AcquireResult
 			if fair {
 				res, err = c.AcquireFair(ctx, r, time.Minute)
 			} else {

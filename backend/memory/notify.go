@@ -2,8 +2,7 @@ package memory
 
 import (
 	"context"
-
-	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // subscription is one waiter's interest in wake-ups of one name.
@@ -16,12 +15,12 @@ type subscription struct {
 }
 
 var (
-	_ locker.Granter          = (*subscription)(nil)
-	_ locker.ActiveSubscriber = (*Client)(nil)
-	_ locker.ActiveSubscriber = (*Store)(nil)
+	_ driver.Subscription = (*subscription)(nil)
+	_ driver.Notifier     = (*Client)(nil)
+	_ driver.Notifier     = (*Store)(nil)
 )
 
-// Granted implements locker.Granter: the fencing token of a grant of the
+// Granted implements driver.Subscription: the fencing token of a grant of the
 // lock to the subscription's ticket, once the final release of the holder
 // handed it over.
 func (sub *subscription) Granted() (int64, bool) {
@@ -43,11 +42,11 @@ func (sub *subscription) deliver(fence int64) {
 	}
 }
 
-// SubscribeActive implements locker.ActiveSubscriber. Subscribing costs no
+// SubscribeActive implements driver.Notifier. Subscribing costs no
 // round trip here, so it always succeeds, except on a killed client; on a
 // stalled client too, as it is local to the process (the messages are held
 // back until the client resumes).
-func (c *Client) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (c *Client) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -57,19 +56,19 @@ func (c *Client) SubscribeActive(name, ticket string) (locker.Subscription, bool
 	return s.subscribe(c, name, ticket), true
 }
 
-// SubscribeActive implements locker.ActiveSubscriber on the store's
+// SubscribeActive implements driver.Notifier on the store's
 // default client.
-func (s *Store) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (s *Store) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	return s.def.SubscribeActive(name, ticket)
 }
 
-// Subscribe implements locker.Notifier: the returned subscription is
+// Subscribe implements driver.Notifier: the returned subscription is
 // signalled for every wake-up of name addressed to ticket and for every
 // broadcast of name, from the moment Subscribe returns. The store counts
 // subscriptions per name and client (see ActiveSubscriptions). On a done
 // ctx it returns an error wrapping ctx.Err() and holds nothing; on a killed
 // client, [ErrKilled].
-func (c *Client) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (c *Client) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	if _, err := c.begin(ctx); err != nil {
 		return nil, err
 	}

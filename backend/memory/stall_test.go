@@ -2,14 +2,12 @@ package memory
 
 import (
 	"context"
+	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // heldCount returns how many calls and messages c holds back.
@@ -48,7 +46,7 @@ func TestStallBlocksEveryCallUntilResume(t *testing.T) {
 		},
 		"Extend": func() error { _, err := c.Extend(ctx, name, "a", 2*time.Minute); return err },
 		"ExtendBatch": func() error {
-			return c.ExtendBatch(ctx, []renewer.Extension{{Name: name, Owner: "a", Lease: time.Minute}})
+			return c.ExtendBatch(ctx, []driver.Extension{{Name: name, Owner: "a", Lease: time.Minute}})
 		},
 		"Leave":     func() error { return c.Leave(ctx, name, "tz") },
 		"Inspect":   func() error { _, err := c.Inspect(ctx, name); return err },
@@ -147,7 +145,7 @@ func TestStallDeliversInOriginalOrder(t *testing.T) {
 
 	// First a call: the stalled client's Inspect, then the grant message,
 	// then its claim of the grant.
-	inspected := make(chan locker.State, 1)
+	inspected := make(chan driver.State, 1)
 	go func() {
 		st, _ := c.Inspect(ctx, name)
 		inspected <- st
@@ -156,7 +154,7 @@ func TestStallDeliversInOriginalOrder(t *testing.T) {
 	held, _ := release(t, holder, "h", "")
 	require.True(t, held)
 	awaitHeld(t, c, 2)
-	g := sub.(locker.Granter)
+	g := sub
 	claimed := make(chan bool, 1)
 	go func() {
 		res, err := c.AcquireFair(ctx, req("w", "tw", time.Minute), ttl)

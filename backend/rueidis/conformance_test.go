@@ -3,6 +3,7 @@ package rueidisbackend_test
 import (
 	"context"
 	"errors"
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,8 +17,6 @@ import (
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/tcpproxy"
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // TestConformance runs the conformance suite on one redis-server. Every
@@ -104,7 +103,7 @@ func runConformance(t *testing.T, admin rueidis.Client, newClient func(t testing
 				closeAll()
 			}
 			t.Cleanup(closeAll) // before the proxies close (registered earlier)
-			return conformance.Client{Backend: k, Kill: kill, Stall: hc.stall}
+			return conformance.Client{Backend: k, Kill: kill, Stall: hc.stall, Subscriptions: s.ActiveSubscriptions}
 		},
 		Keys: func(ctx context.Context, substr string) ([]string, error) {
 			tag := rediscore.Tag(substr) // the name as keys spell it, inside braces
@@ -152,16 +151,16 @@ type killable struct {
 	dead atomic.Bool
 }
 
-func (k *killable) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+func (k *killable) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
 	if k.dead.Load() {
-		return locker.AcquireResult{}, errKilled
+		return driver.AcquireResult{}, errKilled
 	}
 	return k.Store.Acquire(ctx, req)
 }
 
-func (k *killable) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (k *killable) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	if k.dead.Load() {
-		return locker.AcquireResult{}, errKilled
+		return driver.AcquireResult{}, errKilled
 	}
 	return k.Store.AcquireFair(ctx, req, waiterTTL)
 }
@@ -180,7 +179,7 @@ func (k *killable) Extend(ctx context.Context, name, owner string, lease time.Du
 	return k.Store.Extend(ctx, name, owner, lease)
 }
 
-func (k *killable) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (k *killable) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	if k.dead.Load() {
 		return errKilled
 	}
@@ -194,21 +193,21 @@ func (k *killable) Leave(ctx context.Context, name, ticket string) error {
 	return k.Store.Leave(ctx, name, ticket)
 }
 
-func (k *killable) Inspect(ctx context.Context, name string) (locker.State, error) {
+func (k *killable) Inspect(ctx context.Context, name string) (driver.State, error) {
 	if k.dead.Load() {
-		return locker.State{}, errKilled
+		return driver.State{}, errKilled
 	}
 	return k.Store.Inspect(ctx, name)
 }
 
-func (k *killable) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (k *killable) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	if k.dead.Load() {
 		return nil, errKilled
 	}
 	return k.Store.Subscribe(ctx, name, ticket)
 }
 
-func (k *killable) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (k *killable) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	if k.dead.Load() {
 		return nil, false
 	}

@@ -1,6 +1,7 @@
 package rueidisbackend_test
 
 import (
+	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
@@ -22,10 +23,10 @@ func TestInterop(t *testing.T) {
 
 // store is what both adapters' Stores implement.
 type store interface {
-	locker.Backend
-	locker.Queue
-	locker.Notifier
-	locker.Inspector
+	driver.Backend
+	driver.Queue
+	driver.Notifier
+	driver.Inspector
 }
 
 // testInterop runs the interoperability tests on the servers at addrs: a
@@ -86,14 +87,12 @@ func testSameStateAndGrant(t *testing.T, holder, waiter store) {
 	require.NoError(t, err)
 	require.True(t, held)
 	woken(t, sub, "the hand-over message")
-	granter, ok := sub.(locker.Granter)
-	require.True(t, ok, "the subscription tells grants")
-	fence, granted := granter.Granted()
+	fence, granted := sub.Granted()
 	require.True(t, granted, "the message did not grant the lock")
 	assert.Greater(t, fence, res.Fence)
 	st, err = holder.Inspect(ctx, name)
 	require.NoError(t, err)
-	assert.Equal(t, locker.State{Owner: "bob", Count: 1, Fence: fence, TTL: st.TTL}, st)
+	assert.Equal(t, driver.State{Owner: "bob", Count: 1, Fence: fence, TTL: st.TTL}, st)
 	held, _, err = waiter.Release(ctx, name, "bob", "")
 	require.NoError(t, err)
 	assert.True(t, held)

@@ -10,11 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
-	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func TestMain(m *testing.M) {
@@ -87,8 +87,8 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func req(name, owner string, lease time.Duration) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: lease}
+func req(name, owner string, lease time.Duration) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: lease}
 }
 
 // do runs one command built by the caller on c and returns its result.
@@ -98,7 +98,7 @@ func do(t testing.TB, c rueidis.Client, build func(rueidis.Builder) rueidis.Comp
 }
 
 // woken waits for a wake-up of sub.
-func woken(t testing.TB, sub locker.Subscription, what string) {
+func woken(t testing.TB, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
 	case <-sub.Wake():

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"os"
 	"sync"
 	"time"
@@ -35,7 +36,7 @@ func main() {
 
 func run(addr string, workers int) error {
 	ctx := context.Background()
-	var backend locker.Backend = memory.New()
+	var backend driver.Backend = memory.New()
 	where := "the in-memory backend"
 	if addr != "" {
 		client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})

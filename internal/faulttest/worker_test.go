@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"os"
 	"strconv"
@@ -94,7 +95,7 @@ func (w *workerProc) setup() error {
 	}
 	var (
 		store interface {
-			locker.Backend
+			driver.Backend
 			Close() error
 		}
 		closeClient func()

@@ -24,12 +24,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/disgolock/disgo/internal/rediscore"
-	"github.com/disgolock/disgo/locker"
 )
 
 // ErrClosed is returned by Subscribe on a closed Hub, and by a Subscribe
@@ -53,7 +53,7 @@ type Transport interface {
 }
 
 // Hub manages the subscriptions of one pub/sub connection and implements
-// locker.Notifier over it. All methods are safe for concurrent use.
+// driver.Notifier over it. All methods are safe for concurrent use.
 type Hub struct {
 	t       Transport
 	channel func(name string) string
@@ -140,7 +140,7 @@ func (h *Hub) channels(name string) []string {
 	return []string{h.channel(name), h.inbox(name)}
 }
 
-var _ locker.Notifier = (*Hub)(nil)
+var _ driver.Notifier = (*Hub)(nil)
 
 // Subscribe registers interest in wake-ups of name addressed to ticket (and
 // in broadcasts). It returns once the store confirmed the subscription of
@@ -151,7 +151,7 @@ var _ locker.Notifier = (*Hub)(nil)
 // On ctx cancellation it returns an error wrapping ctx.Err() and holds
 // nothing. If the Transport fails to write the subscription it returns that
 // error; on a closed Hub, an error matching ErrClosed.
-func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	ch := h.channel(name)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("notifyhub: subscribe %q: %w", ch, err)
@@ -196,11 +196,11 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (locker.Subscr
 	return s, nil
 }
 
-// SubscribeActive implements locker.ActiveSubscriber: it subscribes without
+// SubscribeActive implements driver.Notifier: it subscribes without
 // a store round trip when the channel of name is subscribed and confirmed
 // already (by other waiters, or lingering after recent ones), and returns
 // false, holding nothing, otherwise.
-func (h *Hub) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (h *Hub) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	chs := h.channels(name)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -266,7 +266,7 @@ func (h *Hub) ActiveSubscriptions() int {
 // Message delivers a message the store published on channel: a ticket wakes
 // the subscriptions of that ticket, "<ticket> <fence>" tells them that the
 // lock was granted to the ticket with that fencing token (see
-// locker.Granter), and rediscore.Broadcast wakes all of the channel. It
+// driver.Subscription), and rediscore.Broadcast wakes all of the channel. It
 // never blocks.
 func (h *Hub) Message(channel, payload string) {
 	ticket, fence := rediscore.ParseWake(payload)
@@ -465,7 +465,7 @@ func (e *entry) wakeAll() {
 	}
 }
 
-// subscription implements locker.Subscription.
+// subscription implements driver.Subscription.
 type subscription struct {
 	h      *Hub
 	es     []*entry // the channels it listens on
@@ -475,7 +475,7 @@ type subscription struct {
 	fence  int64 // guarded by h.mu: the fence of a grant to ticket, 0 before one
 }
 
-var _ locker.Granter = (*subscription)(nil)
+var _ driver.Subscription = (*subscription)(nil)
 
 // Granted reports the fencing token of a grant of the lock to the
 // subscription's ticket, once one arrived.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -14,7 +15,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/disgolock/disgo/internal/rediscore"
-	"github.com/disgolock/disgo/locker"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -102,7 +102,7 @@ func newHub(t *testing.T) (*Hub, *fakeTransport) {
 }
 
 type result struct {
-	sub locker.Subscription
+	sub driver.Subscription
 	err error
 }
 
@@ -138,7 +138,7 @@ func notReturned(t *testing.T, r <-chan result) {
 	}
 }
 
-func woken(s locker.Subscription) bool {
+func woken(s driver.Subscription) bool {
 	select {
 	case <-s.Wake():
 		return true
@@ -148,7 +148,7 @@ func woken(s locker.Subscription) bool {
 }
 
 // subscribed makes a confirmed subscription, checking the one SUBSCRIBE.
-func subscribed(t *testing.T, h *Hub, f *fakeTransport, name, ticket string) locker.Subscription {
+func subscribed(t *testing.T, h *Hub, f *fakeTransport, name, ticket string) driver.Subscription {
 	t.Helper()
 	r := subscribeAsync(context.Background(), h, name, ticket)
 	require.Equal(t, command{true, []string{name}}, f.next(t))
@@ -413,7 +413,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 }
 
 // subscribedVia is subscribed for a hub that maps names to channels.
-func subscribedVia(t *testing.T, h *Hub, f *fakeTransport, name, channel string) locker.Subscription {
+func subscribedVia(t *testing.T, h *Hub, f *fakeTransport, name, channel string) driver.Subscription {
 	t.Helper()
 	r := subscribeAsync(context.Background(), h, name, "t1")
 	require.Equal(t, command{true, []string{channel}}, f.next(t))
@@ -515,7 +515,7 @@ func TestGrantMessagesCarryTheFenceToTheirTicketOnly(t *testing.T) {
 	require.NoError(t, err)
 	defer s1.Close()
 	defer s2.Close()
-	g1, g2 := s1.(locker.Granter), s2.(locker.Granter)
+	g1, g2 := s1, s2
 	_, ok := g1.Granted()
 	require.False(t, ok)
 
@@ -600,7 +600,7 @@ func TestInboxChannelIsSubscribedWithTheNamesChannel(t *testing.T) {
 	h.Message("a:in", "t2 7")
 	assert.False(t, woken(s1))
 	require.True(t, woken(s2))
-	fence, ok := s2.(locker.Granter).Granted()
+	fence, ok := s2.Granted()
 	require.True(t, ok)
 	assert.Equal(t, int64(7), fence)
 	h.Message("a", rediscore.Broadcast)

@@ -1,6 +1,7 @@
 package rediscore
 
 import (
+	"github.com/disgolock/disgo/locker/driver"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,7 @@ func FuzzParseAcquire(f *testing.F) {
 		r := []int64{a, b, c, d}[:max(0, min(n, 4))]
 		res, err := ParseAcquire(r)
 		if err != nil {
-			if res != (locker.AcquireResult{}) {
+			if res != (driver.AcquireResult{}) {
 				t.Fatalf("%v: an error with a result %+v", r, res)
 			}
 			return

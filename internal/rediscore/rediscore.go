@@ -12,8 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // The embedded sources. lib.lua holds the helpers the scripts share; it
@@ -31,19 +32,18 @@ var (
 	leaveLua string
 	//go:embed lua/inspect.lua
 	inspectLua string
-	//go:embed lua/inspect_queue.lua
+	//go:embed lua/inspectqueue.lua
 	inspectQueueLua string
 )
 
 // Script sources as the adapters load them. extend.lua, run for every
 // renewal, needs no helper and goes without lib.lua.
 var (
-	AcquireLua = withLib(acquireLua)
-	ReleaseLua = withLib(releaseLua)
-	ExtendLua  = extendLua
-	LeaveLua   = withLib(leaveLua)
-	InspectLua = withLib(inspectLua)
-	// InspectQueueLua lists the fair queue of a name (see ParseQueue).
+	AcquireLua      = withLib(acquireLua)
+	ReleaseLua      = withLib(releaseLua)
+	ExtendLua       = extendLua
+	LeaveLua        = withLib(leaveLua)
+	InspectLua      = withLib(inspectLua)
 	InspectQueueLua = withLib(inspectQueueLua)
 )
 
@@ -217,7 +217,7 @@ const NoInbox = "-"
 
 // NewInbox returns a fresh inbox id for one store: random, unique per store,
 // and free of spaces and braces.
-func NewInbox() string { return fairqueue.NewTicket() }
+func NewInbox() string { return token.New() }
 
 // Inbox returns the channel of name on which the grants to the waiters of
 // one store (identified by inbox) are published: the name's channel plus
@@ -229,7 +229,7 @@ func (l Layout) Inbox(name, inbox string) string {
 
 // AcquireArgs returns ARGV of acquire.lua. inbox is the store's inbox id,
 // or NoInbox.
-func AcquireArgs(req locker.AcquireRequest, fair bool, waiterTTL, fenceRetention time.Duration, publish, inbox string) []string {
+func AcquireArgs(req driver.AcquireRequest, fair bool, waiterTTL, fenceRetention time.Duration, publish, inbox string) []string {
 	f := "0"
 	if fair {
 		f = "1"
@@ -250,33 +250,33 @@ func LeaveArgs(ticket, publish string) []string { return []string{ticket, publis
 
 // ErrFenceRecord is the error of an acquisition when the store's fence
 // record of the name holds no token below 2^63-1. It matches
-// locker.ErrFence.
-var ErrFenceRecord = fmt.Errorf("rediscore: %w: the fence record of the name is not a number below 2^63-1", locker.ErrFence)
+// driver.ErrFence.
+var ErrFenceRecord = fmt.Errorf("rediscore: %w: the fence record of the name is not a number below 2^63-1", driver.ErrFence)
 
 // ParseAcquire decodes the reply of acquire.lua, its elements as integers
 // (the fencing token comes as a bulk string, which both clients parse as
 // an int64 exactly). It fails for a reply of another shape and with
 // ErrFenceRecord when the script could not issue a token.
-func ParseAcquire(r []int64) (locker.AcquireResult, error) {
+func ParseAcquire(r []int64) (driver.AcquireResult, error) {
 	switch {
 	case len(r) == 3 && r[0] == 1:
 		if r[1] <= 0 || r[2] <= 0 {
-			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", slices.Clone(r))
+			return driver.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", slices.Clone(r))
 		}
-		return locker.AcquireResult{Acquired: true, Fence: r[1], Count: int(r[2]), Position: -1}, nil
+		return driver.AcquireResult{Acquired: true, Fence: r[1], Count: int(r[2]), Position: -1}, nil
 	case len(r) == 4 && r[0] == 0:
 		if r[3] < 0 || r[2] < -1 {
-			return locker.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", slices.Clone(r))
+			return driver.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", slices.Clone(r))
 		}
 		ttl := time.Duration(-1)
 		if r[1] >= 0 && r[1] <= int64(locker.MaxLease/time.Millisecond) {
 			ttl = time.Duration(r[1]) * time.Millisecond
 		}
-		return locker.AcquireResult{TTL: ttl, Position: int(r[2]), Fence: r[3]}, nil
+		return driver.AcquireResult{TTL: ttl, Position: int(r[2]), Fence: r[3]}, nil
 	case len(r) == 3 && r[0] == -1:
-		return locker.AcquireResult{}, ErrFenceRecord
+		return driver.AcquireResult{}, ErrFenceRecord
 	}
-	return locker.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", slices.Clone(r))
+	return driver.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", slices.Clone(r))
 }
 
 // ParseWake splits a wake-up message: "<ticket>" (a wake-up), "<ticket>
@@ -304,12 +304,41 @@ func ParseRelease(r int64) (held bool, remaining int) {
 
 // ParseInspect decodes the reply of inspect.lua, given as owner plus the
 // four integers (the fence parsed from its bulk string).
-func ParseInspect(owner string, count, fence, pttl, waiters int64) locker.State {
-	s := locker.State{Owner: owner, Count: int(count), Fence: fence, Waiters: int(waiters)}
+func ParseInspect(owner string, count, fence, pttl, waiters int64) driver.State {
+	s := driver.State{Owner: owner, Count: int(count), Fence: fence, Waiters: int(waiters)}
 	if pttl > 0 {
 		s.TTL = time.Duration(pttl) * time.Millisecond
 	}
 	return s
+}
+
+// ParseQueue decodes the reply of inspectqueue.lua: the server time, then
+// ticket and waiter record pairs in queue order. A ticket whose record is
+// missing or unreadable is listed with only its ticket and position.
+func ParseQueue(reply []string) ([]driver.Waiter, error) {
+	if len(reply)%2 != 1 {
+		return nil, fmt.Errorf("rediscore: inspect queue: reply has %d elements, want an odd number", len(reply))
+	}
+	now, err := strconv.ParseInt(reply[0], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("rediscore: inspect queue: server time %q: %w", reply[0], err)
+	}
+	ws := make([]driver.Waiter, 0, len(reply)/2)
+	for i := 1; i < len(reply); i += 2 {
+		w := driver.Waiter{Position: len(ws), Ticket: reply[i]}
+		f := strings.SplitN(reply[i+1], " ", 5)
+		if len(f) == 5 {
+			deadline, err1 := strconv.ParseInt(f[0], 10, 64)
+			ttl, err2 := strconv.ParseInt(f[1], 10, 64)
+			if err1 == nil && err2 == nil {
+				w.Heartbeat = time.Duration(deadline-now) * time.Millisecond
+				w.TTL = time.Duration(ttl) * time.Millisecond
+				w.Owner = f[4]
+			}
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
 }
 
 // Record is a lock string as acquire.lua writes it.

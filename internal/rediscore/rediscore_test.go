@@ -1,14 +1,13 @@
 package rediscore
 
 import (
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/disgolock/disgo/locker"
 )
 
 // hashTag returns what Redis Cluster hashes for key: the part between the
@@ -69,15 +68,15 @@ func TestMsRoundsUp(t *testing.T) {
 func TestParse(t *testing.T) {
 	r, err := ParseAcquire([]int64{1, 42, 2})
 	require.NoError(t, err)
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: 42, Count: 2, Position: -1}, r)
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: 42, Count: 2, Position: -1}, r)
 	r, err = ParseAcquire([]int64{0, 1500, 3, 41})
 	require.NoError(t, err)
-	assert.Equal(t, locker.AcquireResult{TTL: 1500 * time.Millisecond, Position: 3, Fence: 41}, r)
+	assert.Equal(t, driver.AcquireResult{TTL: 1500 * time.Millisecond, Position: 3, Fence: 41}, r)
 	r, err = ParseAcquire([]int64{0, -2, -1, 0})
 	require.NoError(t, err)
 	assert.Negative(t, r.TTL)
 	_, err = ParseAcquire([]int64{-1, 0, 0})
-	require.ErrorIs(t, err, locker.ErrFence)
+	require.ErrorIs(t, err, driver.ErrFence)
 	require.ErrorIs(t, err, ErrFenceRecord)
 	for _, bad := range [][]int64{{1}, {1, 0, 1}, {1, 5, 0}, {0, 1, 2}, {0, 1, 2, -3}, {0, 1, -2, 3}, {2, 0, 0}, {-1, 0}, nil} {
 		_, err = ParseAcquire(bad)
@@ -91,12 +90,12 @@ func TestParse(t *testing.T) {
 	assert.True(t, held)
 	assert.Equal(t, 2, n)
 
-	assert.Equal(t, locker.State{Owner: "o", Count: 1, Fence: 9, TTL: time.Second, Waiters: 2}, ParseInspect("o", 1, 9, 1000, 2))
-	assert.Equal(t, locker.State{}, ParseInspect("", 0, 0, -2, 0))
+	assert.Equal(t, driver.State{Owner: "o", Count: 1, Fence: 9, TTL: time.Second, Waiters: 2}, ParseInspect("o", 1, 9, 1000, 2))
+	assert.Equal(t, driver.State{}, ParseInspect("", 0, 0, -2, 0))
 }
 
 func TestArgsMatchScriptHeaders(t *testing.T) {
-	req := locker.AcquireRequest{Name: "n", Owner: "o", Ticket: "t", Lease: 1500 * time.Microsecond}
+	req := driver.AcquireRequest{Name: "n", Owner: "o", Ticket: "t", Lease: 1500 * time.Microsecond}
 	assert.Equal(t, []string{"o", "t", "2", "1", "3000", "60000", Sharded, "in"}, AcquireArgs(req, true, 3*time.Second, time.Minute, Sharded, "in"))
 	assert.Equal(t, "0", AcquireArgs(req, false, 0, time.Minute, Classic, NoInbox)[3])
 	for _, s := range []string{AcquireLua, ReleaseLua, ExtendLua, LeaveLua, InspectLua, InspectQueueLua} {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/disgolock/disgo/backend/goredis"
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
-	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -65,6 +65,6 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func req(name, owner string) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: time.Minute}
+func req(name, owner string) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: time.Minute}
 }

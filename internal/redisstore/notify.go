@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/disgolock/disgo/internal/notifyhub"
-	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 const (
@@ -25,7 +25,7 @@ const (
 	maxBackoff = time.Second
 )
 
-// Subscribe implements locker.Notifier: it returns once the server
+// Subscribe implements driver.Notifier: it returns once the server
 // confirmed the subscription of name's channel (and of the Store's inbox
 // channel of name). Waiters of one name share one server subscription; the
 // last Close of a name unsubscribes it, after a short linger (see
@@ -46,15 +46,15 @@ const (
 // moved away), the Store closes it and, after a backoff, wakes the
 // waiters of its channels (they may have missed a message) and subscribes
 // the channels still wanted again, each on the current master of its slot.
-func (s *Store) Subscribe(ctx context.Context, name, ticket string) (locker.Subscription, error) {
+func (s *Store) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
 	return s.hub.Subscribe(ctx, name, ticket)
 }
 
-// SubscribeActive implements locker.ActiveSubscriber: it subscribes
+// SubscribeActive implements driver.Notifier: it subscribes
 // without a round trip when name's channel is subscribed and confirmed
 // already (by other waiters of this Store, or lingering after recent ones),
 // and returns false, holding nothing, otherwise.
-func (s *Store) SubscribeActive(name, ticket string) (locker.Subscription, bool) {
+func (s *Store) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
 	return s.hub.SubscribeActive(name, ticket)
 }
 

@@ -20,7 +20,7 @@ import (
 	"github.com/disgolock/disgo/internal/notifyhub"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Cmd is one command: Head (the command name and the arguments before the
@@ -110,10 +110,8 @@ type Options struct {
 }
 
 // Store is a disgo lock store on a Redis client. It implements
-// locker.Backend, locker.Queue, locker.Notifier (with
-// locker.ActiveSubscriber; its subscriptions are locker.Granter),
-// locker.Inspector and renewer.BatchExtender. Its methods are safe for
-// concurrent use.
+// driver.Backend, driver.Queue, driver.Notifier, driver.Inspector and
+// driver.BatchExtender. Its methods are safe for concurrent use.
 type Store struct {
 	name           string // of the adapter, starting every error
 	client         Client
@@ -126,12 +124,11 @@ type Store struct {
 }
 
 var (
-	_ locker.Backend          = (*Store)(nil)
-	_ locker.Queue            = (*Store)(nil)
-	_ locker.Notifier         = (*Store)(nil)
-	_ locker.Inspector        = (*Store)(nil)
-	_ locker.ActiveSubscriber = (*Store)(nil)
-	_ renewer.BatchExtender   = (*Store)(nil)
+	_ driver.Backend       = (*Store)(nil)
+	_ driver.Queue         = (*Store)(nil)
+	_ driver.Notifier      = (*Store)(nil)
+	_ driver.Inspector     = (*Store)(nil)
+	_ driver.BatchExtender = (*Store)(nil)
 )
 
 // script is one Lua script, as the heads of its EVALSHA and EVAL commands
@@ -196,24 +193,24 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Acquire implements locker.Backend: take or re-enter the lock, ignoring
+// Acquire implements driver.Backend: take or re-enter the lock, ignoring
 // the fair queue. One round trip. On ctx cancellation (or deadline) it
 // returns an error wrapping ctx.Err() and the attempt may or may not have
 // been applied; it then still waits up to settleGrace (100 ms) for the
 // server's answer, so that the caller's clean-up of the attempt (Leave, or
 // a Release with its ticket) runs after it.
-func (s *Store) Acquire(ctx context.Context, req locker.AcquireRequest) (locker.AcquireResult, error) {
+func (s *Store) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
 	return s.acquire(ctx, "acquire", req, false, 0)
 }
 
-// AcquireFair implements locker.Queue: take the lock in queue order, or
+// AcquireFair implements driver.Queue: take the lock in queue order, or
 // join or keep the queue and renew the ticket's heartbeat. One round trip,
 // cancellation as Acquire.
-func (s *Store) AcquireFair(ctx context.Context, req locker.AcquireRequest, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (s *Store) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	return s.acquire(ctx, "acquire fair", req, true, waiterTTL)
 }
 
-func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireRequest, fair bool, waiterTTL time.Duration) (locker.AcquireResult, error) {
+func (s *Store) acquire(ctx context.Context, op string, req driver.AcquireRequest, fair bool, waiterTTL time.Duration) (driver.AcquireResult, error) {
 	args := rediscore.AcquireArgs(req, fair, waiterTTL, s.fenceRetention, s.publish, s.inbox)
 	sctx, done := settle(ctx)
 	v, err := s.run(sctx, acquireScript, req.Name, args)
@@ -227,12 +224,12 @@ func (s *Store) acquire(ctx context.Context, op string, req locker.AcquireReques
 		reply = buf[:len(a)]
 		err = decode(reply, a)
 	}
-	var res locker.AcquireResult
+	var res driver.AcquireResult
 	if err == nil {
 		res, err = rediscore.ParseAcquire(reply)
 	}
 	if err != nil {
-		return locker.AcquireResult{}, s.wrap(ctx, op, err)
+		return driver.AcquireResult{}, s.wrap(ctx, op, err)
 	}
 	return res, nil
 }
@@ -267,7 +264,7 @@ func settle(ctx context.Context) (context.Context, func()) {
 	}
 }
 
-// Release implements locker.Backend: undo one acquisition by owner (only
+// Release implements driver.Backend: undo one acquisition by owner (only
 // the one that carried ticket, if ticket is not empty). held is false, and
 // nothing changed, when owner does not hold the lock. The last release
 // publishes the wake-up. One round trip; on ctx cancellation it returns an
@@ -282,7 +279,7 @@ func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held b
 	return held, remaining, nil
 }
 
-// Extend implements locker.Backend and renewer.Extender: set the remaining
+// Extend implements driver.Backend and renewer.Extender: set the remaining
 // lease of a lock owner holds. held is false, and nothing changed, when
 // owner does not hold it. One round trip, cancellation as Release.
 func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Duration) (held bool, err error) {
@@ -293,7 +290,7 @@ func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Durat
 	return n == 1, nil
 }
 
-// Leave implements locker.Queue: remove ticket from the queue of name,
+// Leave implements driver.Queue: remove ticket from the queue of name,
 // waking the new head if that uncovered one of a free lock. Leaving a queue
 // one is not in is not an error. One round trip, cancellation as Release.
 func (s *Store) Leave(ctx context.Context, name, ticket string) error {
@@ -303,75 +300,59 @@ func (s *Store) Leave(ctx context.Context, name, ticket string) error {
 	return nil
 }
 
-// Inspect implements locker.Inspector: a read-only snapshot of name, the
+// Inspect implements driver.Inspector: a read-only snapshot of name, the
 // zero State when it is free and nobody waits. One round trip.
-func (s *Store) Inspect(ctx context.Context, name string) (locker.State, error) {
+func (s *Store) Inspect(ctx context.Context, name string) (driver.State, error) {
 	v, err := s.run(ctx, inspectScript, name, nil)
 	if err != nil {
-		return locker.State{}, s.wrap(ctx, "inspect", err)
+		return driver.State{}, s.wrap(ctx, "inspect", err)
 	}
 	a, _ := v.([]any)
 	if len(a) != 5 {
-		return locker.State{}, fmt.Errorf("%s: inspect: unexpected reply %v", s.name, v)
+		return driver.State{}, fmt.Errorf("%s: inspect: unexpected reply %v", s.name, v)
 	}
 	owner, ok := a[0].(string)
 	var n [4]int64
 	if err := decode(n[:], a[1:]); !ok || err != nil {
-		return locker.State{}, fmt.Errorf("%s: inspect: unexpected reply %v", s.name, v)
+		return driver.State{}, fmt.Errorf("%s: inspect: unexpected reply %v", s.name, v)
 	}
 	return rediscore.ParseInspect(owner, n[0], n[1], n[2], n[3]), nil
 }
 
-// Waiter is one ticket in the fair queue of a lock, as InspectQueue
-// reports it.
-type Waiter struct {
-	// Position is the 0-based place in the queue; 0 is the head.
-	Position int
-	// Ticket is the waiter's ticket.
-	Ticket string
-	// Owner is the owner token of the waiter, empty when the store has no
-	// record of it.
-	Owner string
-	// Heartbeat is the time left until the waiter counts as dead, by the
-	// store's clock: negative once its heartbeat lapsed (the next attempt
-	// that finds it at the head evicts it), and negative too when there is
-	// no record of it.
-	Heartbeat time.Duration
-}
-
-// InspectQueue returns the fair queue of name in queue order, head first;
-// empty when nobody waits. It is read-only and one round trip, for
-// operators: the queue may change right after.
-func (s *Store) InspectQueue(ctx context.Context, name string) ([]Waiter, error) {
+// InspectQueue implements driver.Inspector: the fair queue of name in
+// queue order, head first, with each waiter's owner, heartbeat TTL and time
+// left until its heartbeat deadline by the server's clock; empty when
+// nobody waits. It is read-only (lapsed waiters are listed until an
+// operation evicts them) and one round trip, for operators: the queue may
+// change right after.
+func (s *Store) InspectQueue(ctx context.Context, name string) ([]driver.Waiter, error) {
 	v, err := s.run(ctx, inspectQueueScript, name, nil)
 	if err != nil {
 		return nil, s.wrap(ctx, "inspect queue", err)
 	}
 	a, _ := v.([]any)
-	if v != nil && a == nil || len(a)%3 != 0 {
-		return nil, fmt.Errorf("%s: inspect queue: unexpected reply %v", s.name, v)
-	}
-	waiters := make([]Waiter, 0, len(a)/3)
-	for i := 0; i < len(a); i += 3 {
-		ticket, ok1 := a[i].(string)
-		owner, ok2 := a[i+1].(string)
-		ms, err := integer(a[i+2], nil)
-		if !ok1 || !ok2 || err != nil {
+	reply := make([]string, len(a))
+	for i, e := range a {
+		var ok bool
+		if reply[i], ok = e.(string); !ok {
 			return nil, fmt.Errorf("%s: inspect queue: unexpected reply %v", s.name, v)
 		}
-		waiters = append(waiters, Waiter{Position: i / 3, Ticket: ticket, Owner: owner, Heartbeat: time.Duration(ms) * time.Millisecond})
+	}
+	waiters, err := rediscore.ParseQueue(reply)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.name, err)
 	}
 	return waiters, nil
 }
 
-// ExtendBatch implements renewer.BatchExtender: every extension in one
+// ExtendBatch implements driver.BatchExtender: every extension in one
 // pipeline of EVALSHA commands (one round trip per node). Items the server
 // could not run get their own Err; items whose script was missing from the
 // server's cache are sent once more as EVAL, which loads it (nothing ran
 // the first time, so this is no retry of the extension). It returns an
 // error only when the batch as a whole failed (network, ctx), wrapping
 // ctx.Err() on cancellation.
-func (s *Store) ExtendBatch(ctx context.Context, batch []renewer.Extension) error {
+func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	todo := make([]int, len(batch))
 	for i := range todo {
 		todo[i] = i

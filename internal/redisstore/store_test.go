@@ -129,6 +129,7 @@ func TestInspectQueue(t *testing.T) {
 			assert.Equal(t, i, q[i].Position)
 			assert.Equal(t, want.ticket, q[i].Ticket)
 			assert.Equal(t, want.owner, q[i].Owner)
+			assert.Equal(t, want.ttl, q[i].TTL, "heartbeat TTL of %s", want.owner)
 			assert.LessOrEqual(t, q[i].Heartbeat, want.ttl, "heartbeat of %s", want.owner)
 			assert.Greater(t, q[i].Heartbeat, want.ttl-patience, "heartbeat of %s", want.owner)
 		}

@@ -3,13 +3,12 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/disgolock/disgo/locker"
 )
 
 // notifyTests are the tests of the subscriptions.
@@ -44,7 +43,7 @@ func testSubscriptionsShareOneConnectionAndReturnToZero(t *testing.T, h Harness)
 	s := e.Store
 	ctx := ctxT(t)
 	assert.Equal(t, 0, e.pubsubConnections(t), "a connection before the first Subscribe")
-	var subs []locker.Subscription
+	var subs []driver.Subscription
 	for i := range 20 {
 		sub, err := s.Subscribe(ctx, fmt.Sprint("n", i%5), fmt.Sprint("t", i))
 		require.NoError(t, err)
@@ -72,7 +71,7 @@ func testConcurrentSubscribersOfManyNames(t *testing.T, h Harness) {
 	ctx := ctxT(t)
 	const names, perName = 30, 4
 	type result struct {
-		sub locker.Subscription
+		sub driver.Subscription
 		err error
 	}
 	results := make(chan result, names*perName)
@@ -82,7 +81,7 @@ func testConcurrentSubscribersOfManyNames(t *testing.T, h Harness) {
 			results <- result{sub, err}
 		}()
 	}
-	var subs []locker.Subscription
+	var subs []driver.Subscription
 	for range names * perName {
 		r := <-results
 		require.NoError(t, r.err)
@@ -294,7 +293,7 @@ func testChurnAcrossReconnects(t *testing.T, h Harness) {
 	}
 	e.unsubscribed(t, "the server still has subscriptions after the churn", all...)
 
-	var sub locker.Subscription
+	var sub driver.Subscription
 	require.Eventually(t, func() bool {
 		var err error
 		sub, err = s.Subscribe(ctx, "n0", "final")

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"github.com/disgolock/disgo/locker/driver"
 	"strconv"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func testPublishRefusedByACL(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.True(t, res.Acquired)
 	b, c := req("q", "b", time.Minute), req("q", "c", time.Minute)
-	for _, r := range []locker.AcquireRequest{b, c} {
+	for _, r := range []driver.AcquireRequest{b, c} {
 		res, err := s.AcquireFair(ctx, r, time.Minute)
 		require.NoError(t, err)
 		require.False(t, res.Acquired)
@@ -120,13 +121,13 @@ func testFenceRecordOutOfRange(t *testing.T, h Harness) {
 		e.must(t, "SET", keys[rediscore.KeyFence], bad)
 		for _, fair := range []bool{false, true} {
 			var err error
-			var res locker.AcquireResult
+			var res driver.AcquireResult
 			if fair {
 				res, err = s.AcquireFair(ctx, req("f", "alice", time.Minute), time.Minute)
 			} else {
 				res, err = s.Acquire(ctx, req("f", "alice", time.Minute))
 			}
-			require.ErrorIs(t, err, locker.ErrFence, "record %q", bad)
+			require.ErrorIs(t, err, driver.ErrFence, "record %q", bad)
 			assert.False(t, res.Acquired)
 			assert.Equal(t, bad, e.must(t, "GET", keys[rediscore.KeyFence]), "record %q changed", bad)
 			assert.Equal(t, int64(0), e.must(t, "EXISTS", keys[rediscore.KeyLock]), "record %q: a lock was taken", bad)
@@ -136,7 +137,7 @@ func testFenceRecordOutOfRange(t *testing.T, h Harness) {
 	e.del(t, keys[rediscore.KeyFence])
 	e.must(t, "HSET", keys[rediscore.KeyFence], "x", "1")
 	_, err := s.Acquire(ctx, req("f", "alice", time.Minute))
-	require.ErrorIs(t, err, locker.ErrFence)
+	require.ErrorIs(t, err, driver.ErrFence)
 	assert.Equal(t, "hash", e.must(t, "TYPE", keys[rediscore.KeyFence]))
 	// Repaired, it works again.
 	e.del(t, keys[rediscore.KeyFence])
@@ -164,7 +165,7 @@ func testHandOffWithoutAFence(t *testing.T, h Harness) {
 	assert.Empty(t, st.Owner, "handed over without a valid token")
 	assert.Equal(t, 2, st.Waiters, "the head keeps its place")
 	_, err = s.AcquireFair(ctx, b, time.Minute)
-	require.ErrorIs(t, err, locker.ErrFence)
+	require.ErrorIs(t, err, driver.ErrFence)
 }
 
 // testNotAcquiredReportsTheNewestFence: a "not acquired" answer carries
@@ -240,7 +241,7 @@ func testGarbageWaiterRecord(t *testing.T, h Harness) {
 	d, f := req("q", "d", time.Minute), req("q", "f", time.Minute)
 	_, err = s.Acquire(ctx, req("q", "x", time.Minute))
 	require.NoError(t, err)
-	for _, r := range []locker.AcquireRequest{d, f} {
+	for _, r := range []driver.AcquireRequest{d, f} {
 		_, err := s.AcquireFair(ctx, r, time.Minute)
 		require.NoError(t, err)
 	}

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/rediscore"
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // storeTests are the tests of the lock operations.
@@ -58,11 +57,11 @@ func testTakeReenterRelease(t *testing.T, h Harness) {
 
 	again, err := s.Acquire(ctx, first) // same ticket: a repeated attempt, not a second hold
 	require.NoError(t, err)
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: res.Fence, Count: 1, Position: -1}, again)
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: res.Fence, Count: 1, Position: -1}, again)
 
 	re, err := s.Acquire(ctx, req("a", "alice", time.Second))
 	require.NoError(t, err)
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: res.Fence, Count: 2, Position: -1}, re)
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: res.Fence, Count: 2, Position: -1}, re)
 
 	other, err := s.Acquire(ctx, req("a", "bob", time.Minute))
 	require.NoError(t, err)
@@ -94,7 +93,7 @@ func testTakeReenterRelease(t *testing.T, h Harness) {
 
 	st, err = s.Inspect(ctx, "a")
 	require.NoError(t, err)
-	assert.Equal(t, locker.State{}, st)
+	assert.Equal(t, driver.State{}, st)
 }
 
 func testReleaseByNonHolderChangesNothing(t *testing.T, h Harness) {
@@ -121,7 +120,7 @@ func testTicketScopedRelease(t *testing.T, h Harness) {
 	s := newEnv(t, h, Options{}).Store
 	ctx := ctxT(t)
 	r1, r2 := req("a", "alice", time.Minute), req("a", "alice", time.Minute)
-	for _, r := range []locker.AcquireRequest{r1, r2} {
+	for _, r := range []driver.AcquireRequest{r1, r2} {
 		res, err := s.Acquire(ctx, r)
 		require.NoError(t, err)
 		require.True(t, res.Acquired)
@@ -174,7 +173,7 @@ func testExtendBatchMixedHeldAndNotHeld(t *testing.T, h Harness) {
 	require.NoError(t, err)
 
 	n.Reset()
-	batch := []renewer.Extension{
+	batch := []driver.Extension{
 		{Name: "a", Owner: "alice", Lease: time.Hour},
 		{Name: "b", Owner: "bob", Lease: time.Hour},   // held by another owner
 		{Name: "c", Owner: "alice", Lease: time.Hour}, // free
@@ -205,7 +204,7 @@ func testExtendBatchItemErrors(t *testing.T, h Harness) {
 	// script fail.
 	e.must(t, "HSET", e.Layout.Keys("bad")[rediscore.KeyLock], "x", "y")
 
-	batch := []renewer.Extension{
+	batch := []driver.Extension{
 		{Name: "bad", Owner: "alice", Lease: time.Hour},
 		{Name: "a", Owner: "alice", Lease: time.Hour},
 	}
@@ -219,7 +218,7 @@ func testExtendBatchItemErrors(t *testing.T, h Harness) {
 // queueTwo takes lock "q" fairly for "holder" and queues b and c behind it
 // (b twice: a repeated attempt keeps its place), checking their positions;
 // it returns the holder's result.
-func queueTwo(t *testing.T, s Store) (holder locker.AcquireResult, b, c locker.AcquireRequest) {
+func queueTwo(t *testing.T, s Store) (holder driver.AcquireResult, b, c driver.AcquireRequest) {
 	t.Helper()
 	ctx := ctxT(t)
 	const ttl = time.Minute
@@ -228,7 +227,7 @@ func queueTwo(t *testing.T, s Store) (holder locker.AcquireResult, b, c locker.A
 	require.True(t, holder.Acquired)
 
 	b, c = req("q", "b", time.Minute), req("q", "c", time.Minute)
-	for i, r := range []locker.AcquireRequest{b, c, b} {
+	for i, r := range []driver.AcquireRequest{b, c, b} {
 		res, err := s.AcquireFair(ctx, r, ttl)
 		require.NoError(t, err)
 		assert.False(t, res.Acquired)
@@ -255,7 +254,7 @@ func barge(t *testing.T, s Store) {
 }
 
 // subscribe subscribes ticket to name on s until the test ends.
-func subscribe(t *testing.T, s Store, name, ticket string) locker.Subscription {
+func subscribe(t *testing.T, s Store, name, ticket string) driver.Subscription {
 	t.Helper()
 	sub, err := s.Subscribe(ctxT(t), name, ticket)
 	require.NoError(t, err)
@@ -277,14 +276,14 @@ func testFairQueueOrderPositionAndHeadOnly(t *testing.T, h Harness) {
 	require.Zero(t, remaining)
 	// The release hands the lock to the head, and tells it the fence.
 	woken(t, subB, "the head's grant")
-	fence, granted := subB.(locker.Granter).Granted()
+	fence, granted := subB.Granted()
 	require.True(t, granted)
 	notWoken(t, subC, "the release woke a waiter that is not the head")
-	_, granted = subC.(locker.Granter).Granted()
+	_, granted = subC.Granted()
 	assert.False(t, granted)
 	st, err := s.Inspect(ctx, "q")
 	require.NoError(t, err)
-	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: fence, TTL: st.TTL, Waiters: 1}, st)
+	assert.Equal(t, driver.State{Owner: "b", Count: 1, Fence: fence, TTL: st.TTL, Waiters: 1}, st)
 	assert.Greater(t, fence, res.Fence)
 	assert.Positive(t, st.TTL)
 
@@ -298,7 +297,7 @@ func testFairQueueOrderPositionAndHeadOnly(t *testing.T, h Harness) {
 	// b claims the grant with its ticket: an idempotent re-entry.
 	resB, err := s.AcquireFair(ctx, b, time.Minute)
 	require.NoError(t, err)
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, resB)
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, resB)
 }
 
 func testFairQueueOrderAndPosition(t *testing.T, h Harness) {
@@ -319,13 +318,13 @@ func testFairQueueOrderAndPosition(t *testing.T, h Harness) {
 
 // queueBC takes lock "q" fairly for "holder", queues b and c behind it and
 // subscribes them; it returns the holder's result.
-func queueBC(t *testing.T, s Store) (first locker.AcquireResult, b, c locker.AcquireRequest, subB, subC locker.Subscription) {
+func queueBC(t *testing.T, s Store) (first driver.AcquireResult, b, c driver.AcquireRequest, subB, subC driver.Subscription) {
 	t.Helper()
 	ctx := ctxT(t)
 	first, err := s.AcquireFair(ctx, req("q", "holder", time.Minute), time.Minute)
 	require.NoError(t, err)
 	b, c = req("q", "b", time.Minute), req("q", "c", time.Minute)
-	for _, r := range []locker.AcquireRequest{b, c} {
+	for _, r := range []driver.AcquireRequest{b, c} {
 		_, err := s.AcquireFair(ctx, r, time.Minute)
 		require.NoError(t, err)
 	}
@@ -343,26 +342,24 @@ func testFairReleaseGrantsTheHead(t *testing.T, h Harness) {
 	require.True(t, held)
 	require.Zero(t, remaining)
 	woken(t, subB, "the head's grant")
-	granter, ok := subB.(locker.Granter)
-	require.True(t, ok, "subscriptions do not report grants")
-	fence, granted := granter.Granted()
+	fence, granted := subB.Granted()
 	require.True(t, granted)
 	assert.Greater(t, fence, first.Fence)
 	e.probe(t, s, "q")
 	notWoken(t, subC, "the release woke a waiter that is not the head")
-	_, granted = subC.(locker.Granter).Granted()
+	_, granted = subC.Granted()
 	assert.False(t, granted)
 
 	st, err := s.Inspect(ctx, "q")
 	require.NoError(t, err)
-	assert.Equal(t, locker.State{Owner: "b", Count: 1, Fence: fence, TTL: st.TTL, Waiters: 1}, st)
+	assert.Equal(t, driver.State{Owner: "b", Count: 1, Fence: fence, TTL: st.TTL, Waiters: 1}, st)
 	assert.Positive(t, st.TTL)
 
 	// The grant is claimed by the head's next attempt, as a re-entry of the
 	// same ticket: the hold is not counted twice.
 	claim, err := s.AcquireFair(ctx, b, time.Minute)
 	require.NoError(t, err)
-	assert.Equal(t, locker.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, claim)
+	assert.Equal(t, driver.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, claim)
 	resC, err := s.AcquireFair(ctx, c, time.Minute)
 	require.NoError(t, err)
 	assert.False(t, resC.Acquired)
@@ -376,7 +373,7 @@ func testFairReleaseGrantsTheHead(t *testing.T, h Harness) {
 	assert.True(t, held)
 	assert.Zero(t, remaining)
 	woken(t, subC, "the next grant")
-	_, granted = subC.(locker.Granter).Granted()
+	_, granted = subC.Granted()
 	assert.True(t, granted)
 }
 
@@ -395,7 +392,7 @@ func testFairFreeLockIsForTheHeadOnly(t *testing.T, h Harness) {
 	assert.Equal(t, 1, resC.Position)
 	assert.Negative(t, resC.TTL, "free lock with another waiter ahead")
 	woken(t, subB, "the head's nudge when a non-head found the lock free")
-	_, granted := subB.(locker.Granter).Granted()
+	_, granted := subB.Granted()
 	assert.False(t, granted, "a nudge is no grant")
 	e.probe(t, s, "q")
 	notWoken(t, subC, "the nudge woke a waiter that is not the head")
@@ -436,14 +433,14 @@ func testFairEvictsDeadWaiterAfterItsTTL(t *testing.T, h Harness) {
 // queueBCD takes lock "q" fairly for "holder", queues b, c and d behind
 // it, subscribes c and d, and checks that the head leaving while the lock
 // is held wakes nobody.
-func queueBCD(t *testing.T, e *env) (b, c, d locker.AcquireRequest, subC, subD locker.Subscription) {
+func queueBCD(t *testing.T, e *env) (b, c, d driver.AcquireRequest, subC, subD driver.Subscription) {
 	t.Helper()
 	s := e.Store
 	ctx := ctxT(t)
 	_, err := s.AcquireFair(ctx, req("q", "holder", time.Minute), time.Minute)
 	require.NoError(t, err)
 	b, c, d = req("q", "b", time.Minute), req("q", "c", time.Minute), req("q", "d", time.Minute)
-	for _, r := range []locker.AcquireRequest{b, c, d} {
+	for _, r := range []driver.AcquireRequest{b, c, d} {
 		_, err := s.AcquireFair(ctx, r, time.Minute)
 		require.NoError(t, err)
 	}
@@ -464,7 +461,7 @@ func testLeaveAfterAGrant(t *testing.T, h Harness) {
 	_, _, err := s.Release(ctx, "q", "holder", "") // grants c, the head now
 	require.NoError(t, err)
 	woken(t, subC, "the head's grant")
-	_, granted := subC.(locker.Granter).Granted()
+	_, granted := subC.Granted()
 	require.True(t, granted)
 
 	// c gives up after the grant: leaving wakes nobody (the lock is held),
@@ -485,7 +482,7 @@ func testLeaveAfterAGrant(t *testing.T, h Harness) {
 	// A head that leaves a free lock wakes the next: free the lock by
 	// expiry (no release, no grant) with e queued behind f.
 	e1, f := req("q", "e", time.Minute), req("q", "f", time.Minute)
-	for _, r := range []locker.AcquireRequest{e1, f} {
+	for _, r := range []driver.AcquireRequest{e1, f} {
 		_, err := s.AcquireFair(ctx, r, time.Minute)
 		require.NoError(t, err)
 	}
@@ -549,10 +546,10 @@ func testFenceIncreasesAcrossExpiryAndKeyLoss(t *testing.T, h Harness) {
 	var last int64
 	acquire := func(what string, lease time.Duration) {
 		t.Helper()
-		var res locker.AcquireResult
+		var res driver.AcquireResult
 		require.Eventually(t, func() bool {
 			var err error
-			res, err = s.Acquire(ctx, req("f", fairqueue.NewTicket(), lease))
+			res, err = s.Acquire(ctx, req("f", token.New(), lease))
 			return err == nil && res.Acquired
 		}, patience, time.Millisecond, "acquire (%s)", what)
 		assert.Greater(t, res.Fence, last, what)
@@ -603,7 +600,7 @@ func testNoKeysLeftAfterIdle(t *testing.T, h Harness) {
 	_, err := s.AcquireFair(ctx, holder, time.Minute)
 	require.NoError(t, err)
 	w1, w2 := req("idle", "w1", time.Minute), req("idle", "w2", time.Minute)
-	for _, r := range []locker.AcquireRequest{w1, w2} {
+	for _, r := range []driver.AcquireRequest{w1, w2} {
 		_, err := s.AcquireFair(ctx, r, time.Minute)
 		require.NoError(t, err)
 	}
@@ -643,7 +640,7 @@ func testScriptFlushRecovers(t *testing.T, h Harness) {
 
 	e.must(t, "SCRIPT", "FLUSH")
 	n.Reset()
-	batch := []renewer.Extension{{Name: "a", Owner: "alice", Lease: time.Minute}, {Name: "b", Owner: "alice", Lease: time.Minute}}
+	batch := []driver.Extension{{Name: "a", Owner: "alice", Lease: time.Minute}, {Name: "b", Owner: "alice", Lease: time.Minute}}
 	require.NoError(t, s.ExtendBatch(ctx, batch))
 	assert.True(t, batch[0].Held)
 	assert.False(t, batch[1].Held)
@@ -670,7 +667,7 @@ func testRoundTripsPerAcquireAndRelease(t *testing.T, h Harness) {
 		n.Reset()
 		before := e.scriptCalls(t)
 		r := req("rt", "alice", time.Minute)
-		var res locker.AcquireResult
+		var res driver.AcquireResult
 		if fair {
 			res, err = s.AcquireFair(ctx, r, time.Minute)
 		} else {
@@ -701,7 +698,7 @@ func testUncontendedPairCommands(t *testing.T, h Harness) {
 	for _, fair := range []bool{false, true} {
 		before := e.commandStats(t)
 		r := req("rt", "alice", time.Minute)
-		var res locker.AcquireResult
+		var res driver.AcquireResult
 		if fair {
 			res, err = s.AcquireFair(ctx, r, time.Minute)
 		} else {
@@ -766,7 +763,7 @@ func testStoreDownFailsFastAndRecovers(t *testing.T, h Harness) {
 	failsWhileDown(t, "leave", func(ctx context.Context) error { return s.Leave(ctx, "a", "t") })
 	failsWhileDown(t, "inspect", func(ctx context.Context) error { _, err := s.Inspect(ctx, "a"); return err })
 	failsWhileDown(t, "extend batch", func(ctx context.Context) error {
-		return s.ExtendBatch(ctx, []renewer.Extension{{Name: "a", Owner: "alice", Lease: time.Minute}})
+		return s.ExtendBatch(ctx, []driver.Extension{{Name: "a", Owner: "alice", Lease: time.Minute}})
 	})
 	failsWhileDown(t, "subscribe", func(ctx context.Context) error {
 		sub, err := s.Subscribe(ctx, "b", "t")
@@ -809,7 +806,7 @@ func testDeadlineOfABlockedServerIsMatchable(t *testing.T, h Harness) {
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	short, cancel = context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	err = s.ExtendBatch(short, []renewer.Extension{{Name: "a", Owner: "alice", Lease: time.Minute}})
+	err = s.ExtendBatch(short, []driver.Extension{{Name: "a", Owner: "alice", Lease: time.Minute}})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 
@@ -839,10 +836,10 @@ func testGrantGoesOnlyToTheWaitersStore(t *testing.T, h Harness) {
 	require.NoError(t, err)
 	require.True(t, held)
 	woken(t, sub, "the grant on the waiter's store")
-	_, granted := sub.(locker.Granter).Granted()
+	_, granted := sub.Granted()
 	require.True(t, granted)
 	e.probe(t, other, "q")
 	notWoken(t, elsewhere, "the grant reached a store the waiter is not on")
-	_, granted = elsewhere.(locker.Granter).Granted()
+	_, granted = elsewhere.Granted()
 	assert.False(t, granted)
 }

@@ -6,6 +6,8 @@ package storetest
 
 import (
 	"context"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,11 +17,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
-	"github.com/disgolock/disgo/locker"
-	"github.com/disgolock/disgo/renewer"
 )
 
 // Harness is what the suite needs from an adapter.
@@ -43,12 +42,11 @@ type Options struct {
 
 // Store is what an adapter's Store implements.
 type Store interface {
-	locker.Backend
-	locker.Queue
-	locker.Notifier
-	locker.Inspector
-	locker.ActiveSubscriber
-	renewer.BatchExtender
+	driver.Backend
+	driver.Queue
+	driver.Notifier
+	driver.Inspector
+	driver.BatchExtender
 	// ActiveSubscriptions returns the number of lock names whose channel
 	// the store holds a server subscription for.
 	ActiveSubscriptions() int
@@ -195,7 +193,7 @@ func (e *env) publish(t *testing.T, name, message string) error {
 func (e *env) probe(t *testing.T, s Store, name string) {
 	t.Helper()
 	ctx := ctxT(t)
-	ticket := fairqueue.NewTicket()
+	ticket := token.New()
 	sub, err := s.Subscribe(ctx, name, ticket)
 	require.NoError(t, err)
 	defer sub.Close()
@@ -273,7 +271,7 @@ func (e *env) scriptCalls(t *testing.T) int64 {
 // waitedFor makes an attempt on name by another owner that finds the lock
 // taken, as every waiter makes before it sleeps: only a release of a
 // holding that someone waited for wakes the name's waiters.
-func waitedFor(t *testing.T, s locker.Backend, name string) {
+func waitedFor(t *testing.T, s driver.Backend, name string) {
 	t.Helper()
 	res, err := s.Acquire(ctxT(t), req(name, "someone-waiting", time.Minute))
 	require.NoError(t, err)
@@ -312,12 +310,12 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func req(name, owner string, lease time.Duration) locker.AcquireRequest {
-	return locker.AcquireRequest{Name: name, Owner: owner, Ticket: fairqueue.NewTicket(), Lease: lease}
+func req(name, owner string, lease time.Duration) driver.AcquireRequest {
+	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: lease}
 }
 
 // woken waits for a wake-up of sub.
-func woken(t *testing.T, sub locker.Subscription, what string) {
+func woken(t *testing.T, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
 	case <-sub.Wake():
@@ -329,7 +327,7 @@ func woken(t *testing.T, sub locker.Subscription, what string) {
 // notWoken asserts that sub has no wake-up pending. It is called after an
 // event that follows the message in question on the same connection, so
 // the message would have arrived by then.
-func notWoken(t *testing.T, sub locker.Subscription, what string) {
+func notWoken(t *testing.T, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
 	case <-sub.Wake():
@@ -339,7 +337,7 @@ func notWoken(t *testing.T, sub locker.Subscription, what string) {
 }
 
 // drain discards a pending wake-up of sub.
-func drain(sub locker.Subscription) {
+func drain(sub driver.Subscription) {
 	select {
 	case <-sub.Wake():
 	default:

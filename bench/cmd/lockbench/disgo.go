@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/disgolock/disgo/locker/driver"
 	"io"
 
 	"github.com/disgolock/disgo/locker"
@@ -35,7 +36,7 @@ func (d *disgoInst) Close() error {
 
 // disgoImpls returns the fair and the barging variant of one adapter.
 // open returns the adapter's store and the closers of store and client.
-func disgoImpls(adapter string, open func(addr string) (locker.Backend, []io.Closer, error)) []Impl {
+func disgoImpls(adapter string, open func(addr string) (driver.Backend, []io.Closer, error)) []Impl {
 	var impls []Impl
 	for _, mode := range []locker.Mode{locker.Fair, locker.Barging} {
 		impls = append(impls, Impl{

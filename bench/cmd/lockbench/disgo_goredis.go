@@ -1,14 +1,14 @@
 package main
 
 import (
+	"github.com/disgolock/disgo/locker/driver"
 	"io"
 
 	"github.com/disgolock/disgo/backend/goredis"
-	"github.com/disgolock/disgo/locker"
 )
 
 func init() {
-	registry = append(registry, disgoImpls("goredis", func(addr string) (locker.Backend, []io.Closer, error) {
+	registry = append(registry, disgoImpls("goredis", func(addr string) (driver.Backend, []io.Closer, error) {
 		client := newGoRedis(addr)
 		store, err := goredis.New(client, goredis.Options{})
 		if err != nil {

@@ -1,16 +1,16 @@
 package main
 
 import (
+	"github.com/disgolock/disgo/locker/driver"
 	"io"
 
 	"github.com/redis/rueidis"
 
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
-	"github.com/disgolock/disgo/locker"
 )
 
 func init() {
-	registry = append(registry, disgoImpls("rueidis", func(addr string) (locker.Backend, []io.Closer, error) {
+	registry = append(registry, disgoImpls("rueidis", func(addr string) (driver.Backend, []io.Closer, error) {
 		client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
 		if err != nil {
 			return nil, nil, err

@@ -7,8 +7,9 @@
 -- KEYS[2] fence string   last fencing token issued for the name (kept ARGV[6] ms after each issue)
 -- KEYS[3] queue zset     ticket -> arrival sequence (fair mode waiting room)
 -- KEYS[4] channel        shard channel of the name (declared as a key so that cluster routing sees it)
--- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <grant lease ms> <inbox> <owner>": when
---                        the waiter counts as dead (ms of server TIME), and what release.lua needs
+-- KEYS[5] waiters hash   ticket -> "<heartbeat deadline ms> <waiter TTL ms> <grant lease ms> <inbox>
+--                        <owner>": when the waiter counts as dead (ms of server TIME), the TTL its
+--                        latest heartbeat asked for (for inspection), and what release.lua needs
 --                        to hand the lock straight to it and tell it
 -- ARGV[1] owner token
 -- ARGV[2] ticket (unique per acquiring call, no spaces; repeated attempts with it do not count the
@@ -122,7 +123,7 @@ if fair and ttl > 0 then
   -- A grant lasts no longer than the waiter's heartbeat TTL, so that a
   -- grant to a waiter that died runs out as soon as its place would have.
   redis.call('HSET', KEYS[5], ARGV[2],
-    (now_ms(t) + ttl) .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
+    (now_ms(t) + ttl) .. ' ' .. ttl .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
   -- The queue keys vanish on their own within 2 * (TTL + 1s) after the last
   -- heartbeat: when less than TTL + 1s is left, a heartbeat sets twice that,
   -- so most heartbeats only look. Queue and records are written, removed

@@ -93,13 +93,13 @@ local function lock_string(n, w, f, r, o)
   return n .. w .. ' ' .. f .. ' ' .. r .. ' ' .. o
 end
 
--- parse_waiter: the fields of a waiter record "<heartbeat deadline ms> <grant lease ms> <inbox>
--- <owner>"; nil when it is not one.
+-- parse_waiter: the fields of a waiter record "<heartbeat deadline ms> <waiter TTL ms> <grant
+-- lease ms> <inbox> <owner>"; nil when it is not one.
 local function parse_waiter(rec)
   if not rec then
     return nil
   end
-  return string.match(rec, '^(%d+) (%d+) (%S+) (.*)$')
+  return string.match(rec, '^(%d+) (%d+) (%d+) (%S+) (.*)$')
 end
 
 -- publish: PUBLISH or SPUBLISH (cmd) msg on channel. A refused publish (for example an ACL

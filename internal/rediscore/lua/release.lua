@@ -47,7 +47,7 @@ for _ = 1, 64 do
   end
   local rec = redis.call('HGET', KEYS[5], head)
   redis.call('HDEL', KEYS[5], head)
-  local deadline, grant_lease, inbox, owner = parse_waiter(rec)
+  local deadline, _, grant_lease, inbox, owner = parse_waiter(rec)
   if deadline then
     t = t or redis.call('TIME')
     if tonumber(deadline) > now_ms(t) then

@@ -1,14 +1,20 @@
-package locker
+package driver
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrFence is the error a store returns, wrapped, when it cannot issue a
+// fencing token greater than the last one of a name (the counter is at
+// 2^63-1). The facade reports it as locker.ErrFence, the same value.
+var ErrFence = errors.New("fencing token out of range")
 
 // AcquireRequest is one acquisition attempt as the facade hands it to a
 // driver. The facade has validated every field before a driver sees it.
 type AcquireRequest struct {
-	// Name is the namespace-qualified lock name: 1 to MaxNameLen bytes.
+	// Name is the namespace-qualified lock name: 1 to locker.MaxNameLen bytes.
 	Name string
 	// Owner identifies the holder. The same owner re-enters (reentrancy).
 	Owner string
@@ -33,7 +39,7 @@ type AcquireResult struct {
 	// the name when it answered: the holder's, or, when the lock is free,
 	// the last one issued (a store may report a larger store-wide value;
 	// 0 only when it never issued one). It must not be lower than the
-	// token of any grant (see [Granter]) the store made before it answered:
+	// token of any grant (see [Subscription].Granted) the store made before it answered:
 	// the facade ignores a grant whose token is not newer than a "not
 	// acquired" answer, because the store has said since that the ticket
 	// does not hold the lock (the grant lapsed, for example while the
@@ -77,7 +83,7 @@ type Backend interface {
 	// and changes nothing, when owner does not hold the lock (never held,
 	// released already, lease expired). Otherwise remaining is the hold
 	// count left; at zero the lock passes on: a store that grants directly
-	// (see [Granter]) hands it to the head of the fair queue, otherwise it
+	// (see [Subscription].Granted) hands it to the head of the fair queue, otherwise it
 	// is free and the next waiter is woken through the Notifier. A store
 	// may skip the wake-up when no attempt found this holding taken: every
 	// waiter makes such an attempt before it sleeps (after subscribing, see
@@ -117,7 +123,7 @@ type Queue interface {
 
 // Notifier delivers release wake-ups. A release (or a Leave that uncovers a
 // new head) publishes either one ticket, the head of the fair queue (with
-// the fencing token when the lock was granted to it, see [Granter]), or a
+// the fencing token when the lock was granted to it, see [Subscription].Granted), or a
 // broadcast to every waiter of the name. An implementation shares one
 // subscription connection among all waiters and counts references per lock
 // name, dropping the store subscription when nobody waits.
@@ -126,8 +132,16 @@ type Queue interface {
 // active in the store, so that no release published after Subscribe returns
 // can be missed; on ctx cancellation it returns an error wrapping ctx.Err()
 // and holds nothing.
+//
+// SubscribeActive subscribes without a store round trip when the channel of
+// name is subscribed and confirmed already (by other waiters of the
+// process, or lingering after recent ones), and returns false, holding
+// nothing, otherwise. It lets a waiter on a contended name subscribe before
+// its first attempt at no cost. A Notifier that cannot tell returns false.
+// It is safe for concurrent use and never blocks on the store.
 type Notifier interface {
 	Subscribe(ctx context.Context, name, ticket string) (Subscription, error)
+	SubscribeActive(name, ticket string) (Subscription, bool)
 }
 
 // Subscription is one waiter's interest in wake-ups of one lock name.
@@ -135,11 +149,28 @@ type Notifier interface {
 // Wake delivers a value for every wake-up addressed to the subscription's
 // ticket and for every broadcast of its name; wake-ups are coalesced (the
 // channel has a buffer of one). A Notifier that may have missed messages,
-// for example after reconnecting, wakes every subscription. Close is
-// idempotent and safe for concurrent use; after Close, Wake is never
-// signalled again.
+// for example after reconnecting, wakes every subscription.
+//
+// Granted reports a direct hand-off: when the store granted the lock to the
+// subscription's ticket and said so, it returns the fencing token of the
+// latest such grant and true (and Wake was signalled); otherwise 0 and
+// false. It keeps returning the grant, so a grant message may be seen more
+// than once, and late: the facade takes a grant only when its token is
+// newer than every "not acquired" answer since (see [AcquireResult].Fence).
+// A grant holds the lock for the waiter with hold count 1, its ticket as the
+// latest acquisition, and a lease of min(lease, waiterTTL) from the moment
+// of the release. A waiter that does not take a grant (it gave up) undoes
+// it with a ticket-scoped Release after leaving the queue; a grant whose
+// message is lost is claimed by the waiter's next attempt with its ticket,
+// which the store answers as an idempotent re-entry. If giving up cannot
+// reach the store, a grant left behind ends with its lease. A store that
+// never grants directly returns 0 and false.
+//
+// All methods are safe for concurrent use. Close is idempotent; after
+// Close, Wake is never signalled again.
 type Subscription interface {
 	Wake() <-chan struct{}
+	Granted() (fence int64, ok bool)
 	Close()
 }
 
@@ -155,11 +186,67 @@ type Renewer interface {
 }
 
 // Inspector is an optional capability of a Backend: read-only inspection of
-// a lock, for tests, tooling and dashboards. It is safe for concurrent use.
+// a lock, for tests, tooling and dashboards. It is safe for concurrent use
+// and changes nothing in the store.
 type Inspector interface {
 	// Inspect returns the state of name. A free lock with nobody waiting has
 	// the zero State.
 	Inspect(ctx context.Context, name string) (State, error)
+	// InspectQueue returns the fair queue of name in order, head first,
+	// including waiters whose heartbeat lapsed but who were not evicted yet
+	// (their Heartbeat is negative). An empty queue is an empty slice.
+	InspectQueue(ctx context.Context, name string) ([]Waiter, error)
+}
+
+// Waiter is one ticket in a fair queue, as [Inspector.InspectQueue] sees it.
+type Waiter struct {
+	Position int    // 0-based place in the queue; 0 is the head
+	Ticket   string // the waiting call's ticket
+	Owner    string // the waiter's owner token; empty if the store does not record it
+	// Heartbeat is the time left until the waiter's heartbeat deadline, by
+	// the store's clock; negative once it lapsed (the next operation on the
+	// name evicts it).
+	Heartbeat time.Duration
+	// TTL is the heartbeat period the waiter asked for (its WaiterTTL), so
+	// that TTL - Heartbeat is the age of its last heartbeat; 0 if unknown.
+	TTL time.Duration
+}
+
+// BatchExtender is an optional capability of a Backend: extend many leases
+// in one round trip (a pipeline). ExtendBatch sets Held and Err of every
+// item. It returns a non-nil error only when the batch as a whole failed,
+// in which case the items' fields are not meaningful. It must not retry.
+// It is safe for concurrent use.
+type BatchExtender interface {
+	ExtendBatch(ctx context.Context, batch []Extension) error
+}
+
+// Extension is one item of a batch.
+type Extension struct {
+	Name  string
+	Owner string
+	Lease time.Duration
+	Held  bool  // result: the owner still holds the lock and its lease was set
+	Err   error // result: this item failed
+}
+
+// Hold is one auto-renewed lease handed to [Renewer.Keep].
+type Hold struct {
+	Name  string
+	Owner string
+	// Lease is the length every renewal sets.
+	Lease time.Duration
+	// Deadline is when the current lease ends, by the local monotonic clock,
+	// measured from before the acquiring request was sent.
+	Deadline time.Time
+	// OnRenewed, if not nil, is called after each confirmed renewal with the
+	// new deadline (taken before the renewal request was sent).
+	OnRenewed func(deadline time.Time)
+	// OnLost is called at most once, when the lease is lost: with an error
+	// saying why (for package renewer: renewer.ErrNotHeld when the store no
+	// longer names the owner, renewer.ErrDeadline when no renewal could be
+	// confirmed before the deadline, renewer.ErrClosed, renewer.ErrInvalidHold).
+	OnLost func(cause error)
 }
 
 // State is a snapshot of one lock.
@@ -169,37 +256,4 @@ type State struct {
 	Fence   int64         // fencing token of the current holding
 	TTL     time.Duration // remaining lease; 0 when free
 	Waiters int           // tickets in the fair queue
-}
-
-// Granter is an optional capability of a [Subscription] from a store that
-// hands a released lock straight to the head of the fair queue, saving the
-// waiter a round trip. When the store granted the lock to the
-// subscription's ticket and said so, Granted returns the fencing token of
-// the latest such grant and true (and the Wake channel was signalled); it
-// keeps returning it, so a grant message may be seen more than once, and
-// late: the facade takes a grant only when its token is newer than every
-// "not acquired" answer since (see [AcquireResult].Fence). The grant holds the
-// lock for the waiter with hold count 1, its ticket as the latest
-// acquisition, and a lease of min(lease, waiterTTL) from the moment of the
-// release. A waiter that does not take a grant (it gave up) must undo it
-// with a ticket-scoped Release after leaving the queue; a grant whose
-// message is lost is claimed by the waiter's next attempt with its ticket,
-// which the store answers as an idempotent re-entry. It is safe for
-// concurrent use. If giving up cannot reach the store, a grant left behind
-// ends with its lease, min(lease, waiterTTL).
-type Granter interface {
-	Granted() (fence int64, ok bool)
-}
-
-// ActiveSubscriber is an optional capability of a [Notifier]:
-// SubscribeActive subscribes without a store round trip when the channel of
-// name is subscribed and confirmed already (by other waiters of the
-// process, or lingering after recent ones), and returns false, holding
-// nothing, otherwise. It lets a waiter on a contended name subscribe before
-// its first attempt at no cost, instead of attempting again after a
-// subscription round trip. It is safe for concurrent use. A decorator
-// that embeds a Notifier to change its subscriptions must override
-// SubscribeActive too, or the facade will bypass it.
-type ActiveSubscriber interface {
-	SubscribeActive(name, ticket string) (Subscription, bool)
 }

@@ -1,3 +1,0 @@
-package locker
-
-//go:generate go tool mockgen -destination=lockermock/lockermock.go -package=lockermock -typed github.com/disgolock/disgo/locker Backend,Queue,Notifier,Subscription,Renewer,Inspector
