@@ -42,7 +42,7 @@
 // is passed in KEYS, so the scripts run unchanged on Redis Cluster (give
 // rueidis.NewClient the addresses of some of its nodes) and behind proxies.
 // Wake-ups on Cluster use sharded pub/sub, one dedicated connection per
-// master (see [Store.Subscribe]). A waiter listens on its lock's channel
+// master (see [Store]). A waiter listens on its lock's channel
 // and on its Store's inbox channel for that lock (the channel plus ":" and
 // a random id per Store, with the same hash tag): a release hands the lock
 // to the head of the queue with a message on the head's inbox only, so
@@ -60,10 +60,40 @@ import (
 )
 
 // Store is a disgo lock store on a rueidis client. Its methods are safe for
-// concurrent use.
+// concurrent use: those of the driver interfaces the package doc lists
+// (Acquire, AcquireFair, Release, Extend, Leave, Subscribe,
+// SubscribeActive, Inspect, InspectQueue, ExtendBatch), one round trip
+// each, plus:
+//
+//   - Close closes the Store's pub/sub connections and waits for its
+//     goroutines: open subscriptions are woken and later Subscribe calls
+//     fail. It does not close the client, and the lock operations keep
+//     working on it. It is idempotent.
+//   - ActiveSubscriptions returns the number of lock names whose channel
+//     the Store holds (or is setting up) a server subscription for,
+//     including those that linger for a moment after their last waiter.
+//
+// Subscriptions share one pub/sub connection, made on first use; on a
+// Cluster with sharded pub/sub, one per master, each channel subscribed on
+// the master of its slot (read with CLUSTER SLOTS). When a connection
+// breaks, or a slot moves, the waiters of its channels are woken and the
+// channels still wanted are subscribed again after a backoff (10 ms,
+// doubling up to 1 s).
 type Store = redisstore.Store
 
-// Options configures a [Store]. The zero value is the default.
+// Options configures a [Store]. The zero value is the default:
+//
+//   - Prefix starts every key and channel, as Prefix + ":{name}:...".
+//     Default "disgo". It must not contain '{' or '}', which would break
+//     the hash tag.
+//   - FenceRetention is how long the last fencing token of a name is kept
+//     after it was issued. Default 7 days. Negative is invalid.
+//   - ClassicPubSub selects PUBLISH/SUBSCRIBE, for Redis 6.2 (the oldest
+//     the scripts run on). The default, false, uses SPUBLISH/SSUBSCRIBE,
+//     which needs Redis 7 or later and works on standalone servers and on
+//     Cluster. On Cluster a classic PUBLISH reaches every node, so one
+//     connection serves every name, at the cost of sending every release
+//     message over the whole cluster bus.
 type Options = redisstore.Options
 
 // New returns a Store on client, which stays the caller's to close. It
