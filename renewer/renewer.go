@@ -410,6 +410,9 @@ func (r *Renewer) apply(batch []*entry, items []driver.Extension, sent time.Time
 		it := items[i]
 		switch {
 		case e.dropped: // stopped or closed while in flight: discard
+		case errors.Is(it.Err, driver.ErrRevoked):
+			// An operator forced the holding out: no retry can bring it back.
+			calls = append(calls, r.lose(e, it.Err))
 		case it.Err != nil:
 			e.lastErr = it.Err
 			if !now.Before(e.deadline) {

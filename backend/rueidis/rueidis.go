@@ -20,7 +20,8 @@
 //
 // A [*Store] implements driver.Backend, driver.Queue (fair mode),
 // driver.Notifier, driver.Inspector (with InspectQueue, which lists a
-// lock's fair queue for operators) and driver.BatchExtender. Both Redis
+// lock's fair queue for operators), driver.BatchExtender and
+// driver.ForceReleaser. Both Redis
 // adapters of disgo are this one store: they share keys, scripts and
 // messages, so a lock taken through one is seen, waited on and handed over
 // through the other.
@@ -62,8 +63,8 @@ import (
 // Store is a disgo lock store on a rueidis client. Its methods are safe for
 // concurrent use: those of the driver interfaces the package doc lists
 // (Acquire, AcquireFair, Release, Extend, Leave, Subscribe,
-// SubscribeActive, Inspect, InspectQueue, ExtendBatch), one round trip
-// each, plus:
+// SubscribeActive, Inspect, InspectQueue, ExtendBatch, ForceRelease), one
+// round trip each, plus:
 //
 //   - Close closes the Store's pub/sub connections and waits for its
 //     goroutines: open subscriptions are woken and later Subscribe calls

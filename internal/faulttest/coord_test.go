@@ -424,13 +424,58 @@ func (w *worker) signal(sig syscall.Signal) int64 {
 }
 
 // stop sends SIGSTOP; cont SIGCONT. They return the time of the signal.
+// stop returns once every thread of the worker is stopped: kill(2) only
+// queues the signal, and on a loaded machine a thread has been seen running
+// for milliseconds after it (long enough to take a grant published after
+// the signal), which would make a scenario test a running process.
 func (w *worker) stop() int64 {
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
 	t := w.signal(syscall.SIGSTOP)
-	w.e.note("SIGSTOP %s", w.name)
+	if err := awaitStopped(w.pid, 5*time.Second); err != nil {
+		w.e.t.Fatalf("%s: %v", w.name, err)
+	}
+	w.e.note("SIGSTOP %s (stopped)", w.name)
 	return t
+}
+
+// awaitStopped waits until every thread of process pid is in the stopped
+// state ('T' or 't' in /proc/PID/task/TID/stat).
+func awaitStopped(pid int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil || stopped {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d not stopped %v after SIGSTOP", pid, limit)
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+func allStopped(pid int) (bool, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return false, err
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false, err
+		}
+		// The state follows the command name, which is in parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("unreadable /proc stat %q", b)
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 func (w *worker) cont() int64 {

@@ -110,8 +110,9 @@ type Options struct {
 }
 
 // Store is a disgo lock store on a Redis client. It implements
-// driver.Backend, driver.Queue, driver.Notifier, driver.Inspector and
-// driver.BatchExtender. Its methods are safe for concurrent use.
+// driver.Backend, driver.Queue, driver.Notifier, driver.Inspector,
+// driver.BatchExtender and driver.ForceReleaser. Its methods are safe for
+// concurrent use.
 type Store struct {
 	name           string // of the adapter, starting every error
 	client         Client
@@ -129,6 +130,7 @@ var (
 	_ driver.Notifier      = (*Store)(nil)
 	_ driver.Inspector     = (*Store)(nil)
 	_ driver.BatchExtender = (*Store)(nil)
+	_ driver.ForceReleaser = (*Store)(nil)
 )
 
 // script is one Lua script, as the heads of its EVALSHA and EVAL commands
@@ -150,6 +152,7 @@ var (
 	leaveScript        = newScript(rediscore.LeaveLua)
 	inspectScript      = newScript(rediscore.InspectLua)
 	inspectQueueScript = newScript(rediscore.InspectQueueLua)
+	forceScript        = newScript(rediscore.ForceReleaseLua)
 )
 
 // New returns a Store on client; name (the adapter's package name) starts
@@ -279,15 +282,32 @@ func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held b
 	return held, remaining, nil
 }
 
-// Extend implements driver.Backend and renewer.Extender: set the remaining
-// lease of a lock owner holds. held is false, and nothing changed, when
-// owner does not hold it. One round trip, cancellation as Release.
+// Extend implements driver.Backend: set the remaining lease of a lock owner
+// holds. held is false, and nothing changed, when owner does not hold it;
+// the error then matches driver.ErrRevoked if an operator forced the
+// owner's holding out (see ForceRelease). One round trip, cancellation as
+// Release.
 func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Duration) (held bool, err error) {
 	n, err := integer(s.run(ctx, extendScript, name, rediscore.ExtendArgs(owner, lease)))
 	if err != nil {
 		return false, s.wrap(ctx, "extend", err)
 	}
-	return n == 1, nil
+	return rediscore.ParseExtend(n)
+}
+
+// ForceRelease implements driver.ForceReleaser: it ends the holding of name
+// whoever holds it and passes the lock on as a final release does, in one
+// script; the former owner's next Extend fails with driver.ErrRevoked.
+func (s *Store) ForceRelease(ctx context.Context, name string) (held bool, err error) {
+	v, err := s.run(ctx, forceScript, name, rediscore.ForceReleaseArgs(s.publish, s.fenceRetention))
+	var reply []string
+	if err == nil {
+		reply, err = strs(v)
+	}
+	if err != nil {
+		return false, s.wrap(ctx, "force release", err)
+	}
+	return rediscore.ParseForceRelease(reply)
 }
 
 // Leave implements driver.Queue: remove ticket from the queue of name,
@@ -330,13 +350,9 @@ func (s *Store) InspectQueue(ctx context.Context, name string) ([]driver.Waiter,
 	if err != nil {
 		return nil, s.wrap(ctx, "inspect queue", err)
 	}
-	a, _ := v.([]any)
-	reply := make([]string, len(a))
-	for i, e := range a {
-		var ok bool
-		if reply[i], ok = e.(string); !ok {
-			return nil, fmt.Errorf("%s: inspect queue: unexpected reply %v", s.name, v)
-		}
+	reply, err := strs(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: inspect queue: %w", s.name, err)
 	}
 	waiters, err := rediscore.ParseQueue(reply)
 	if err != nil {
@@ -376,7 +392,7 @@ func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error
 			n, err := integer(replies[j].Val, replies[j].Err)
 			switch {
 			case err == nil:
-				batch[i].Held, batch[i].Err = n == 1, nil
+				batch[i].Held, batch[i].Err = rediscore.ParseExtend(n)
 			case cached && s.noScript(err):
 				missing = append(missing, i)
 			case s.client.Refused(err):
@@ -422,6 +438,21 @@ func integer(v any, err error) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("unexpected reply %v", v)
+}
+
+// strs decodes an array reply of strings.
+func strs(v any) ([]string, error) {
+	a, ok := v.([]any)
+	out := make([]string, len(a))
+	for i, e := range a {
+		if out[i], ok = e.(string); !ok {
+			break
+		}
+	}
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply %v", v)
+	}
+	return out, nil
 }
 
 // decode decodes an array reply of len(dst) integers into dst.

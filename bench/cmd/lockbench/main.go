@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,7 +44,7 @@ var registry []Impl
 
 // scenarioNames in the order they run; "requests" is reported from the
 // uncontended and contended runs.
-var scenarioNames = []string{"uncontended", "parallel", "contended", "handoff", "renewal", "lostwake"}
+var scenarioNames = []string{"uncontended", "parallel", "capacity", "contended", "handoff", "renewal", "lostwake"}
 
 type config struct {
 	addr        string
@@ -62,6 +63,9 @@ type config struct {
 	waitTimeout time.Duration
 	bsmBackoff  time.Duration
 	cpuProfile  string
+	capProcs    int
+	capSteps    []int
+	capGain     float64
 }
 
 func parseFlags(args []string, errOut io.Writer) (config, error) {
@@ -83,6 +87,9 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.DurationVar(&c.settle, "settle", time.Millisecond, "the holder releases a random settle to 2·settle after the waiter started waiting (handoff, lostwake)")
 	fs.DurationVar(&c.waitTimeout, "wait-timeout", 10*time.Second, "longest wait of one hand-off (handoff, lostwake)")
 	fs.DurationVar(&c.bsmBackoff, "bsm-backoff", time.Millisecond, "bsm/redislock LinearBackoff retry interval")
+	fs.IntVar(&c.capProcs, "capacity-procs", 4, "client processes of the capacity scenario (re-executions of this binary), one instance each")
+	steps := fs.String("capacity-steps", "1,4,16,64", "goroutines per client process in the capacity scenario, in rising order: raised step by step until the rate stops rising")
+	fs.Float64Var(&c.capGain, "capacity-gain", 0.05, "the capacity ramp stops at the first step that raises pairs/s by less than this share of the best rate before it")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (all clients are in this process) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -91,6 +98,9 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	var err error
+	if c.capSteps, err = parseSteps(*steps); err != nil {
+		return c, fmt.Errorf("-capacity-steps: %w", err)
+	}
 	if c.only, err = regexp.Compile(*only); err != nil {
 		return c, fmt.Errorf("-only: %w", err)
 	}
@@ -104,8 +114,10 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		c.scenarios = append(c.scenarios, s)
 	}
 	switch {
-	case c.rounds < 1 || c.contenders < 2 || c.parallel < 1 || c.held < 1 || c.handoffs < 0:
-		return c, errors.New("-rounds, -parallel and -held must be at least 1, -contenders at least 2, -handoffs not negative")
+	case c.rounds < 1 || c.contenders < 2 || c.parallel < 1 || c.held < 1 || c.handoffs < 0 || c.capProcs < 1:
+		return c, errors.New("-rounds, -parallel, -held and -capacity-procs must be at least 1, -contenders at least 2, -handoffs not negative")
+	case c.capGain < 0 || math.IsNaN(c.capGain):
+		return c, errors.New("-capacity-gain must not be negative")
 	case c.duration <= 0 || c.hold <= 0 || c.lostAfter <= 0 || c.waitTimeout <= 0 || c.settle < 0 || c.bsmBackoff <= 0:
 		return c, errors.New("durations must be positive (-settle may be 0)")
 	case c.renewLease < 10*time.Millisecond:
@@ -114,7 +126,26 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	return c, nil
 }
 
+// parseSteps reads a comma-separated list of rising positive counts.
+func parseSteps(s string) ([]int, error) {
+	var steps []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive count", f)
+		}
+		if len(steps) > 0 && n <= steps[len(steps)-1] {
+			return nil, fmt.Errorf("%d does not rise above %d", n, steps[len(steps)-1])
+		}
+		steps = append(steps, n)
+	}
+	return steps, nil
+}
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == workerArg {
+		os.Exit(workerMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
 	cfg, err := parseFlags(os.Args[1:], os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return
@@ -154,6 +185,8 @@ type bench struct {
 	calls map[string]map[string]callTotal // scenario → implementation → totals
 
 	res, resContended *results // the uncontended and contended results, for the requests table
+
+	inScript map[string]map[string]float64 // implementation → command → share of calls from scripts
 }
 
 // run measures the selected scenarios and writes the report to out and
@@ -170,7 +203,7 @@ func run(ctx context.Context, cfg config, cmdline string, out, log io.Writer) er
 		addr, where = srv.Addr, "own redis-server, no persistence"
 	}
 	b := &bench{cfg: cfg, addr: addr, log: log, stats: newGoRedis(addr),
-		calls: map[string]map[string]callTotal{"uncontended": {}, "contended": {}}}
+		calls: map[string]map[string]callTotal{"uncontended": {}, "contended": {}}, inScript: map[string]map[string]float64{}}
 	defer b.stats.Close()
 	s, err := b.info(ctx)
 	if err != nil {
@@ -333,6 +366,9 @@ func (b *bench) scenario(ctx context.Context, sc string, impls []Impl, out io.Wr
 		}
 		cols = append(cols, ratio("× best peer", "ops/s", true))
 		table{title: title, notes: notes, cols: cols}.render(out, r)
+
+	case "capacity":
+		b.capacityTable(ctx, impls, out)
 
 	case "contended":
 		r := b.rounds(ctx, sc, implRunners(impls, waiting, b.contended), cfg.rounds)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,82 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/disgolock/disgo/bench/internal/redisinfo"
 )
+
+// TestMain lets the test binary serve as the capacity scenario's worker
+// processes, which the scenario starts by re-executing its own binary.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == workerArg {
+		os.Exit(workerMain(os.Args[2:], os.Stdin, os.Stdout))
+	}
+	os.Exit(m.Run())
+}
+
+func TestParseSteps(t *testing.T) {
+	steps, err := parseSteps("1, 4,16")
+	require.NoError(t, err)
+	assert.Equal(t, []int{1, 4, 16}, steps)
+	for _, bad := range []string{"", "0", "4,4", "8,2", "x", "1,,2"} {
+		_, err := parseSteps(bad)
+		assert.Error(t, err, "%q", bad)
+	}
+}
+
+func TestRampStopsWhenTheRateStopsRising(t *testing.T) {
+	measure := func(rates ...float64) func(int) (float64, error) {
+		return func(i int) (float64, error) { return rates[i], nil }
+	}
+	rates, best, flat, err := ramp(5, 0.05, measure(100, 200, 204, 300, 400))
+	require.NoError(t, err)
+	assert.Equal(t, []float64{100, 200, 204}, rates, "204 is under 5 %% above 200: stop")
+	assert.Equal(t, 2, best, "the best step is the highest rate, even when it gained too little")
+	assert.True(t, flat)
+
+	rates, best, flat, err = ramp(4, 0.05, measure(100, 200, 150, 400))
+	require.NoError(t, err)
+	assert.Equal(t, []float64{100, 200, 150}, rates)
+	assert.Equal(t, 1, best)
+	assert.True(t, flat)
+
+	rates, best, flat, err = ramp(3, 0.05, measure(100, 200, 300))
+	require.NoError(t, err)
+	assert.Len(t, rates, 3)
+	assert.Equal(t, 2, best)
+	assert.False(t, flat, "still rising at the last step: not saturated")
+
+	_, _, _, err = ramp(3, 0.05, func(i int) (float64, error) {
+		if i == 1 {
+			return 0, assert.AnError
+		}
+		return 1, nil
+	})
+	assert.ErrorIs(t, err, assert.AnError)
+}
+
+func TestCapacityMetrics(t *testing.T) {
+	res := []workerResult{
+		{Pairs: 1000, Elapsed: int64(time.Second), CPU: int64(30 * time.Millisecond)},
+		{Pairs: 3000, Elapsed: int64(2 * time.Second), CPU: int64(50 * time.Millisecond)},
+	}
+	d := redisinfo.Delta{
+		Calls: map[string]int64{"evalsha": 8000, "get": 8000},
+		Usec:  map[string]int64{"evalsha": 40000, "get": 4000},
+		CPU:   0.1,
+	}
+	m := capacityMetrics(res, d, 2*time.Second, map[string]float64{"get": 1})
+	assert.InDelta(t, 2500.0, m["ops/s"], 1e-9, "1000/s + 1500/s")
+	assert.InDelta(t, 5.0, m["redis%"], 1e-9, "0.1 s of CPU in 2 s")
+	assert.InDelta(t, float64(10*time.Microsecond), m["usec/pair"], 1e-6, "the get inside the script is not counted twice")
+	assert.InDelta(t, float64(25*time.Microsecond), m["cpu/pair"], 1e-6)
+	assert.InDelta(t, float64(20*time.Microsecond), m["client/pair"], 1e-6)
+	assert.InDelta(t, 4.0, m["cmds/pair"], 1e-9)
+	assert.InDelta(t, 2.0, m["top/pair"], 1e-9)
+
+	m = capacityMetrics(nil, redisinfo.Delta{}, time.Second, nil)
+	assert.Equal(t, metrics{"ops/s": 0, "redis%": 0}, m, "no pairs: no per-pair figures")
+}
 
 func TestParseRPS(t *testing.T) {
 	out := `"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
@@ -97,7 +173,7 @@ func TestRunSmoke(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg, err := parseFlags([]string{
 		"-rounds", "1", "-duration", "150ms", "-handoffs", "5", "-held", "40", "-hold", "300ms",
-		"-renew-lease", "300ms", "-contenders", "3", "-parallel", "4",
+		"-renew-lease", "300ms", "-contenders", "3", "-parallel", "4", "-capacity-procs", "2", "-capacity-steps", "1,2",
 		"-only", "disgo-(goredis|rueidis)-fair|redislock|rueidislock|baseline|redis-benchmark 2×SET",
 	}, io.Discard)
 	require.NoError(t, err)
@@ -107,7 +183,7 @@ func TestRunSmoke(t *testing.T) {
 	require.NoError(t, run(ctx, cfg, "lockbench test", &out, io.Discard))
 	s := out.String()
 	for _, want := range []string{
-		"### Uncontended", "### Parallel", "### Contended", "### Hand-off", "### Held locks", "### Lost wake-ups",
+		"### Uncontended", "### Parallel", "### Capacity", "### Contended", "### Hand-off", "### Held locks", "### Lost wake-ups",
 		"### Redis requests per acquisition", "| disgo-goredis-fair |", "| disgo-rueidis-fair |", "| rueidislock |", "| baseline-2rtt |", "Redis 7",
 	} {
 		assert.Contains(t, s, want)
@@ -116,6 +192,10 @@ func TestRunSmoke(t *testing.T) {
 	assert.NotContains(t, s, "| redsync |", "-only must filter")
 	_, requests, _ := strings.Cut(s, "### Redis requests")
 	assert.Contains(t, requests, "| baseline-2rtt | 2.00 | 2.00 |", "the baseline costs exactly two requests per pair")
+	_, capacity, _ := strings.Cut(s, "### Capacity")
+	capacity, _, _ = strings.Cut(capacity, "### Contended")
+	assert.Regexp(t, `\| baseline-2rtt \| [24] \| [1-9]\d* \|`, capacity, "the baseline ran in worker processes")
+	assert.Regexp(t, `\| redislock \| [24] \| [1-9]\d* \| 1\.00× \| [0-9] \| \d+ % \| [0-9.]+ µs \| 1\.00× \|`, capacity)
 	_, uncontended, _ := strings.Cut(s, "### Uncontended")
 	assert.Regexp(t, `\| redis-benchmark 2×SET \| \d+ \| – \| – \| 100 %`, uncontended)
 }
