@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
 )
@@ -18,7 +19,7 @@ func TestStore(t *testing.T) {
 			s, err := New(c, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
-			return storetest.Fixture{Store: s, Layout: s.layout, Publish: s.publish, Requests: &c.n}
+			return storetest.Fixture{Store: s, Layout: redisstore.Settings(s).Layout, Publish: redisstore.Settings(s).Publish, Requests: &c.n}
 		},
 		Admin: func(t *testing.T, srv *redistest.Server) storetest.Do {
 			c := newClient(t, srv)
