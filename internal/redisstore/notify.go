@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -74,6 +75,7 @@ type router struct {
 	classic bool
 	sharded bool // route by slot
 	hub     *notifyhub.Hub
+	log     *slog.Logger    // background events; nil: silent
 	ctx     context.Context // of the backoffs; cancelled by close
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // watch and reroute goroutines
@@ -88,6 +90,7 @@ type router struct {
 // node is the pub/sub connection to one master. Its fields are guarded by
 // router.mu. Every channel router.where names it for is held by r.
 type node struct {
+	addr    string   // the master's address; "" when not sharded
 	r       Receiver // nil while there is none
 	since   time.Time
 	backoff time.Duration // before the channels of a failed r are routed again
@@ -318,7 +321,7 @@ func parseSlots(reply any, from string) ([]slotRange, error) {
 func (s *router) connect(ctx context.Context, addr string) (*node, error) {
 	n := s.nodes[addr]
 	if n == nil {
-		n = &node{backoff: minBackoff}
+		n = &node{addr: addr, backoff: minBackoff}
 		s.nodes[addr] = n
 	}
 	if n.r != nil {
@@ -366,6 +369,10 @@ func (s *router) drop(n *node, r Receiver) {
 	}
 	wait := n.backoff
 	n.backoff = min(2*wait, maxBackoff)
+	if s.log != nil {
+		s.log.Warn("disgo: pub/sub connection lost; its channels are subscribed again after a backoff",
+			"adapter", s.name, "node", n.addr, "channels", len(lost), "backoff", wait)
+	}
 	s.wg.Add(1)
 	go s.reroute(r, lost, wait)
 }
@@ -382,6 +389,10 @@ func (s *router) reroute(r Receiver, lost []string, wait time.Duration) {
 	case <-s.ctx.Done():
 		return
 	case <-time.After(wait):
+	}
+	if s.log != nil {
+		s.log.Info("disgo: pub/sub channels subscribed again after a lost connection; their waiters were woken",
+			"adapter", s.name, "channels", len(lost))
 	}
 	for _, ch := range lost {
 		// A subscribe written on the failed connection counts as

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,13 @@ type Options struct {
 	// of sending every release message over the whole cluster bus; a shard
 	// message stays within the owning node.
 	ClassicPubSub bool
+
+	// Logger receives the Store's background events: a pub/sub connection
+	// lost (Warn, with the number of channels it held and the backoff
+	// before they are subscribed again) and its channels being subscribed
+	// again (Info). Lock operations report their errors to the caller and
+	// are not logged. Default: nil, silent.
+	Logger *slog.Logger
 }
 
 // Store is a disgo lock store on a Redis client. It implements
@@ -176,6 +184,7 @@ func New(name string, client Client, opts Options) (*Store, error) {
 		inbox:          rediscore.NewInbox(),
 	}
 	s.router = newRouter(name, client, opts.ClassicPubSub)
+	s.router.log = opts.Logger
 	s.hub = notifyhub.New(s.router, s.layout.Channel)
 	s.router.hub = s.hub
 	s.hub.SetInbox(func(name string) string { return s.layout.Inbox(name, s.inbox) })
