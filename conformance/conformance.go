@@ -2,10 +2,10 @@ package conformance
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Harness describes one store under test. All clients it makes share one
@@ -126,6 +126,12 @@ var suite = []group{
 		{name: "ExtendedLeaseLength", run: extendedLeaseLength},
 		{name: "KilledHolderFreed", run: killedHolderFreed},
 		{name: "DeadlineBeforeRequest", run: deadlineBeforeRequest, modes: true},
+	}},
+	{"MultiLock", []test{
+		{name: "AllOrNothing", run: multiAllOrNothing, modes: true},
+		{name: "NoDeadlock", run: multiNoDeadlock, modes: true},
+		{name: "OneLossSignal", run: multiOneLossSignal, modes: true},
+		{name: "BadInput", run: multiBadInput},
 	}},
 	{"ForceRelease", []test{
 		{name: "RevokesTheHolder", run: forceReleaseRevokesTheHolder, modes: true},

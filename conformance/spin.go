@@ -55,13 +55,16 @@ func wokenByExpiry(e *env) {
 	la, lb := e.locker(a, o), e.locker(b, o)
 	const key = "woken-by-expiry"
 	name := e.name(la, key)
-	h := e.tryLock(la, key, shortLease)
+	// Long enough for the waiter to queue before it ends, however loaded
+	// the machine: a waiter that came after the end would simply acquire.
+	const lease = time.Second
+	h := e.tryLock(la, key, lease)
 	w := acquiring(func() (*locker.Lock[string], error) {
 		return lb.Lock(e.ctx, key, quiet+patience, longLease)
 	})
 	e.awaitWaiting(b, name, 1)
-	r := await(e.t, shortLease+quiet/3,
-		fmt.Sprintf("the waiter to acquire once the holder's lease of %v ran out, without any release", shortLease), w)
+	r := await(e.t, lease+quiet/3,
+		fmt.Sprintf("the waiter to acquire once the holder's lease of %v ran out, without any release", lease), w)
 	require.NoError(e.t, r.err)
 	require.True(e.t, r.at.After(h.Deadline()),
 		"the waiter acquired at %v, before the holder's lease deadline %v", r.at, h.Deadline())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -61,6 +62,10 @@ func TestDoReturnsFnsErrorAndStillReleases(t *testing.T) {
 }
 
 func TestDoCancelsFnsContextWhenTheLockIsLost(t *testing.T) {
+	synctest.Test(t, testDoCancelsFnsContextWhenTheLockIsLost)
+}
+
+func testDoCancelsFnsContextWhenTheLockIsLost(t *testing.T) {
 	ctx := context.Background()
 	store, a, _ := doLockers(t, locker.Options[string]{RenewLease: 300 * time.Millisecond})
 	err := a.Do(ctx, "k", time.Second, func(fctx context.Context, h *locker.Lock[string]) error {
@@ -78,7 +83,9 @@ func TestDoCancelsFnsContextWhenTheLockIsLost(t *testing.T) {
 	require.NotErrorIs(t, err, locker.ErrNotHeld, "no release is attempted for a lost lock")
 }
 
-func TestDoJoinsFnsErrorWithTheLoss(t *testing.T) {
+func TestDoJoinsFnsErrorWithTheLoss(t *testing.T) { synctest.Test(t, testDoJoinsFnsErrorWithTheLoss) }
+
+func testDoJoinsFnsErrorWithTheLoss(t *testing.T) {
 	ctx := context.Background()
 	store, a, _ := doLockers(t, locker.Options[string]{RenewLease: 300 * time.Millisecond})
 	errJob := errors.New("job stopped")
@@ -109,6 +116,10 @@ func TestDoReleasesEvenWhenTheCallersContextIsDone(t *testing.T) {
 }
 
 func TestDoDoesNotCallFnWhenTheLockIsNotObtained(t *testing.T) {
+	synctest.Test(t, testDoDoesNotCallFnWhenTheLockIsNotObtained)
+}
+
+func testDoDoesNotCallFnWhenTheLockIsNotObtained(t *testing.T) {
 	ctx := context.Background()
 	_, a, b := doLockers(t, locker.Options[string]{})
 	h, err := b.TryLock(ctx, "k", time.Minute)

@@ -121,3 +121,30 @@ func ExampleLocker_Do() {
 	// running under jobs:nightly-report fenced: true
 	// done: <nil>
 }
+
+// LockAll takes several locks, all or nothing, in one global order, so
+// that callers with overlapping sets never deadlock.
+func ExampleLocker_LockAll() {
+	ctx := context.Background()
+	l, err := locker.New(memory.New(), locker.Options[string]{Namespace: "accounts"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+
+	// A transfer locks both accounts, whatever order they come in.
+	m, err := l.LockAll(ctx, []string{"bob", "alice"}, 5*time.Second, 10*time.Second)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, h := range m.Locks() {
+		fmt.Println("holding", h.Name())
+	}
+	fmt.Println(m.Release(ctx))
+	// Output:
+	// holding accounts:alice
+	// holding accounts:bob
+	// <nil>
+}

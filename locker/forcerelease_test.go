@@ -3,6 +3,7 @@ package locker_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,10 @@ import (
 )
 
 func TestForceReleaseRevokesARenewedHolderAndHandsOn(t *testing.T) {
+	synctest.Test(t, testForceReleaseRevokesARenewedHolderAndHandsOn)
+}
+
+func testForceReleaseRevokesARenewedHolderAndHandsOn(t *testing.T) {
 	ctx := context.Background()
 	store, a, b := doLockers(t, locker.Options[string]{RenewLease: 300 * time.Millisecond})
 	op, err := locker.New(store.Client(), locker.Options[string]{})
@@ -28,10 +33,10 @@ func TestForceReleaseRevokesARenewedHolderAndHandsOn(t *testing.T) {
 		}
 		got <- w
 	}()
-	require.Eventually(t, func() bool {
-		st, err := store.Inspect(ctx, "k")
-		return err == nil && st.Waiters == 1
-	}, patience, time.Millisecond)
+	synctest.Wait() // the waiter is queued and waits
+	st, err := store.Inspect(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, 1, st.Waiters)
 	require.NoError(t, op.ForceRelease(ctx, "k"))
 	w := waitFor(t, got, "the waiter to get the force-released lock")
 	require.NotNil(t, w)

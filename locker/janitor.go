@@ -2,9 +2,10 @@ package locker
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // maxCleanupHorizon caps how long the janitor keeps retrying one clean-up

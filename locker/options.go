@@ -207,6 +207,6 @@ func WithOwner(owner string) CallOption {
 }
 
 // NewOwner returns a fresh owner token, unique across processes and
-// hosts: 22 bytes of URL-safe base64, made by [fairqueue.NewTicket] (a
-// random per-process prefix and a counter).
+// hosts: 22 bytes of URL-safe base64, from the generator of the calls'
+// tickets (a random per-process prefix and a counter).
 func NewOwner() string { return token.New() }

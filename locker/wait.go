@@ -2,8 +2,9 @@ package locker
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"time"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // cleanupTimeout bounds the store calls made at once while giving up

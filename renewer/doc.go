@@ -15,6 +15,6 @@
 // or the store's error matching driver.ErrRevoked after a force release
 // (at once: a revoked holding is not retried).
 //
-// Time is read through a [Clock], so that tests can drive the scheduler
-// with a manual clock instead of sleeping.
+// Time is read from the system's monotonic clock, on which the holders'
+// deadlines are measured too.
 package renewer

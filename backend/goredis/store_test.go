@@ -3,8 +3,6 @@ package goredis
 import (
 	"bytes"
 	"context"
-	"github.com/disgolock/disgo/internal/token"
-	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -15,33 +13,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
-func TestNewRejectsBadInput(t *testing.T) {
-	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
-	defer c.Close()
-	for name, tc := range map[string]struct {
-		client redis.UniversalClient
-		opts   Options
-	}{
-		"nil client":         {nil, Options{}},
-		"brace in prefix":    {c, Options{Prefix: "a{b"}},
-		"negative retention": {c, Options{FenceRetention: -time.Second}},
-	} {
-		s, err := New(tc.client, tc.opts)
-		assert.ErrorIs(t, err, locker.ErrInvalidArgument, name)
-		assert.Nil(t, s, name)
-	}
-	s, err := New(c, Options{})
-	require.NoError(t, err)
-	assert.Equal(t, rediscore.DefaultPrefix, s.layout.Prefix)
-	assert.Equal(t, rediscore.DefaultFenceRetention, s.fenceRetention)
-	assert.Equal(t, rediscore.Sharded, s.publish)
-	require.NoError(t, s.Close())
-	require.NoError(t, s.Close(), "Close is idempotent")
+// TestNewRejectsANilClient: the options are checked for both adapters in
+// internal/redisstore (TestNewResolvesOptions).
+func TestNewRejectsANilClient(t *testing.T) {
+	s, err := New(nil, Options{})
+	assert.ErrorIs(t, err, locker.ErrInvalidArgument)
+	assert.Nil(t, s)
 }
 
 // TestStoreDownFailsFastAndRecovers: the first subscription of a Store, and

@@ -8,13 +8,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
 )
 
 // TestStore runs the Store tests the Redis adapters share.
 func TestStore(t *testing.T) {
-	storetest.Run(t, storetest.Harness{
+	storetest.RunRedis(t, storetest.RedisHarness{
 		Open: func(t *testing.T, srv *redistest.Server, opts storetest.Options) storetest.Fixture {
 			c := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second, ContextTimeoutEnabled: true,
 				Username: opts.Username, Password: opts.Password})
@@ -24,7 +25,7 @@ func TestStore(t *testing.T) {
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			n := &storetest.Requests{}
 			c.AddHook(counter{n})
-			return storetest.Fixture{Store: s, Layout: s.layout, Publish: s.publish, Requests: n}
+			return storetest.Fixture{Store: s, Layout: redisstore.Settings(s).Layout, Publish: redisstore.Settings(s).Publish, Requests: n}
 		},
 		Admin: func(t *testing.T, srv *redistest.Server) storetest.Do {
 			c := newClient(t, srv)

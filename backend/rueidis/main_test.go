@@ -2,8 +2,6 @@ package rueidisbackend
 
 import (
 	"context"
-	"github.com/disgolock/disgo/internal/token"
-	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"testing"
 	"time"
@@ -12,8 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func TestMain(m *testing.M) {
@@ -111,6 +112,6 @@ func woken(t testing.TB, sub driver.Subscription, what string) {
 func publish(t testing.TB, c rueidis.Client, s *Store, name, message string) error {
 	t.Helper()
 	return do(t, c, func(b rueidis.Builder) rueidis.Completed {
-		return b.Arbitrary(s.publish).Args(s.layout.Channel(name), message).Build()
+		return b.Arbitrary(redisstore.Settings(s).Publish).Args(redisstore.Settings(s).Layout.Channel(name), message).Build()
 	}).Error()
 }

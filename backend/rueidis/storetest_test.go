@@ -6,19 +6,20 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/disgolock/disgo/internal/redisstore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
 )
 
 // TestStore runs the Store tests the Redis adapters share.
 func TestStore(t *testing.T) {
-	storetest.Run(t, storetest.Harness{
+	storetest.RunRedis(t, storetest.RedisHarness{
 		Open: func(t *testing.T, srv *redistest.Server, opts storetest.Options) storetest.Fixture {
 			c := &counting{Client: newAuthClient(t, srv, opts.Username, opts.Password)}
 			s, err := New(c, Options{Prefix: opts.Prefix, ClassicPubSub: opts.ClassicPubSub})
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
-			return storetest.Fixture{Store: s, Layout: s.layout, Publish: s.publish, Requests: &c.n}
+			return storetest.Fixture{Store: s, Layout: redisstore.Settings(s).Layout, Publish: redisstore.Settings(s).Publish, Requests: &c.n}
 		},
 		Admin: func(t *testing.T, srv *redistest.Server) storetest.Do {
 			c := newClient(t, srv)

@@ -406,7 +406,7 @@ func TestReleaseForce(t *testing.T) {
 			}
 			r := e.run("release", "--force", "--json", "--namespace", "ns", "job")
 			var v map[string]any
-			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || v["freed"] != true || !strings.HasSuffix(v["former"].(string), " stuck") {
+			if err := json.Unmarshal([]byte(r.stdout), &v); err != nil || r.code != 0 || v["freed"] != true || !strings.HasPrefix(v["former"].(string), "owner stuck, fence ") {
 				t.Fatalf("release --force --json: %v %v", err, r)
 			}
 			// The waiter is woken and runs; the former holder learns at

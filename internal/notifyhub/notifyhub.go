@@ -3,9 +3,9 @@
 // channel when the first waiter comes and unsubscribes when the last one
 // leaves, waits for the store's confirmation before a waiter proceeds, and
 // routes each release message to the waiter it names. It knows nothing of a
-// driver: an adapter supplies a [Transport] that writes (un)subscribe
-// commands, and feeds what its connection reads back into the [Hub]
-// ([Hub.Message], [Hub.Confirmed], [Hub.Reset]).
+// client library: its user (internal/redisstore) supplies a [Transport]
+// that writes (un)subscribe commands, and feeds what its connections read
+// back into the [Hub] ([Hub.Message], [Hub.Confirmed], [Hub.Reset]).
 //
 // # Confirmations
 //
@@ -24,12 +24,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // ErrClosed is returned by Subscribe on a closed Hub, and by a Subscribe

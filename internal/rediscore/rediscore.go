@@ -1,19 +1,20 @@
-// Package rediscore is the part of the Redis protocol both Redis adapters
-// share: the key layout, the embedded Lua scripts (one copy, each headed by
-// its KEYS, ARGV and replies), the arguments they take and the decoding of
-// their replies. The adapters only move these over their own client.
+// Package rediscore is disgo's Redis protocol: the key layout, the embedded
+// Lua scripts (one copy, each headed by its KEYS, ARGV and replies), the
+// arguments they take and the decoding of their replies. internal/redisstore
+// runs them, for both Redis adapters.
 package rediscore
 
 import (
 	_ "embed"
 	"fmt"
-	"github.com/disgolock/disgo/internal/token"
-	"github.com/disgolock/disgo/locker/driver"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // The embedded sources. lib.lua holds the helpers the scripts share; it
@@ -264,12 +265,12 @@ func ParseAcquire(r []int64) (driver.AcquireResult, error) {
 	switch {
 	case len(r) == 3 && r[0] == 1:
 		if r[1] <= 0 || r[2] <= 0 {
-			return driver.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", r)
+			return driver.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: fence and count must be positive", slices.Clone(r))
 		}
 		return driver.AcquireResult{Acquired: true, Fence: r[1], Count: int(r[2]), Position: -1}, nil
 	case len(r) == 4 && r[0] == 0:
 		if r[3] < 0 || r[2] < -1 {
-			return driver.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", r)
+			return driver.AcquireResult{}, fmt.Errorf("rediscore: acquire reply %v: negative fence or position", slices.Clone(r))
 		}
 		ttl := time.Duration(-1)
 		if r[1] >= 0 && r[1] <= int64(locker.MaxLease/time.Millisecond) {
@@ -279,7 +280,7 @@ func ParseAcquire(r []int64) (driver.AcquireResult, error) {
 	case len(r) == 3 && r[0] == -1:
 		return driver.AcquireResult{}, ErrFenceRecord
 	}
-	return driver.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", r)
+	return driver.AcquireResult{}, fmt.Errorf("rediscore: unexpected acquire reply %v", slices.Clone(r))
 }
 
 // ParseWake splits a wake-up message: "<ticket>" (a wake-up), "<ticket>

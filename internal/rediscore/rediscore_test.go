@@ -1,13 +1,14 @@
 package rediscore
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // hashTag returns what Redis Cluster hashes for key: the part between the
@@ -98,7 +99,7 @@ func TestArgsMatchScriptHeaders(t *testing.T) {
 	req := driver.AcquireRequest{Name: "n", Owner: "o", Ticket: "t", Lease: 1500 * time.Microsecond}
 	assert.Equal(t, []string{"o", "t", "2", "1", "3000", "60000", Sharded, "in"}, AcquireArgs(req, true, 3*time.Second, time.Minute, Sharded, "in"))
 	assert.Equal(t, "0", AcquireArgs(req, false, 0, time.Minute, Classic, NoInbox)[3])
-	for _, s := range []string{AcquireLua, ReleaseLua, ExtendLua, LeaveLua, InspectLua} {
+	for _, s := range []string{AcquireLua, ReleaseLua, ExtendLua, LeaveLua, InspectLua, InspectQueueLua} {
 		assert.Contains(t, s, "KEYS[1]")
 		assert.Contains(t, s, "Reply:")
 	}
@@ -106,7 +107,7 @@ func TestArgsMatchScriptHeaders(t *testing.T) {
 
 func TestKeysLayout(t *testing.T) {
 	l := Layout{Prefix: "p"}
-	assert.Equal(t, []string{"p:{a%7Bb}:lock", "p:{a%7Bb}:fence", "p:{a%7Bb}:q", "p:{a%7Bb}:ch", "p:{a%7Bb}:qw"}, l.Keys("a{b"))
+	assert.Equal(t, []string{"p:{a%7Bb}:lock", "p:{a%7Bb}:fence", "p:{a%7Bb}:q", "p:{a%7Bb}:ch", "p:{a%7Bb}:qw", "p:{a%7Bb}:rv"}, l.Keys("a{b"))
 	assert.Equal(t, "{a%25%7D}", Tag("a%}"))
 	// Every lock operation builds the keys: one allocation for the strings,
 	// one for the slice.

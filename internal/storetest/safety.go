@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,18 +11,17 @@ import (
 
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // safetyTests are the tests of what the scripts must never do: fail after
 // they have written, issue a wrong fencing token, or report a stale grant
 // as fresh.
-var safetyTests = []test{
+var safetyTests = []redisTest{
 	{"PublishRefusedByACLDoesNotFailAnAppliedChange", testPublishRefusedByACL},
 	{"FenceArithmeticIsExact", testFenceArithmeticIsExact},
 	{"FenceRecordOutOfRangeIsATypedError", testFenceRecordOutOfRange},
 	{"HandOffWithoutAFenceFreesTheLock", testHandOffWithoutAFence},
-	{"NotAcquiredReportsTheNewestFence", testNotAcquiredReportsTheNewestFence},
-	{"LongestLease", testLongestLease},
 	{"GarbageWaiterRecordIsEvicted", testGarbageWaiterRecord},
 	{"LeastPrivilegeACL", testLeastPrivilegeACL},
 }
@@ -31,7 +29,7 @@ var safetyTests = []test{
 // testPublishRefusedByACL: a user whose ACL allows the lock's keys but no
 // channel (Redis 7 gives new users no channel patterns by default). Every
 // script that writes and then publishes must still report its change.
-func testPublishRefusedByACL(t *testing.T, h Harness) {
+func testPublishRefusedByACL(t *testing.T, h RedisHarness) {
 	e := newEnv(t, h, Options{})
 	e.must(t, "ACL", "SETUSER", "locker", "on", ">secret", "~*", "resetchannels", "+@all")
 	s := e.open(t, Options{Username: "locker", Password: "secret"}).Store
@@ -87,7 +85,7 @@ func testPublishRefusedByACL(t *testing.T, h Harness) {
 
 // testFenceArithmeticIsExact: tokens beyond 2^53, where doubles are no
 // longer exact, still increase by one.
-func testFenceArithmeticIsExact(t *testing.T, h Harness) {
+func testFenceArithmeticIsExact(t *testing.T, h RedisHarness) {
 	e := newEnv(t, h, Options{})
 	s := e.Store
 	ctx := ctxT(t)
@@ -112,7 +110,7 @@ func testFenceArithmeticIsExact(t *testing.T, h Harness) {
 // testFenceRecordOutOfRange: a record that is not a token below 2^63-1
 // makes acquisition fail with a typed error, never a wrong or negative
 // token, and leaves the record and the lock as they were.
-func testFenceRecordOutOfRange(t *testing.T, h Harness) {
+func testFenceRecordOutOfRange(t *testing.T, h RedisHarness) {
 	e := newEnv(t, h, Options{})
 	s := e.Store
 	ctx := ctxT(t)
@@ -149,7 +147,7 @@ func testFenceRecordOutOfRange(t *testing.T, h Harness) {
 // testHandOffWithoutAFence: when the fence record is exhausted at a
 // release, the lock is freed (not handed over with a bad token), the head
 // keeps its place, and its own attempt reports the error.
-func testHandOffWithoutAFence(t *testing.T, h Harness) {
+func testHandOffWithoutAFence(t *testing.T, h RedisHarness) {
 	e := newEnv(t, h, Options{})
 	s := e.Store
 	ctx := ctxT(t)
@@ -168,60 +166,9 @@ func testHandOffWithoutAFence(t *testing.T, h Harness) {
 	require.ErrorIs(t, err, driver.ErrFence)
 }
 
-// testNotAcquiredReportsTheNewestFence: a "not acquired" answer carries
-// the newest token issued for the name, so that a waiter can tell a stale
-// grant from a fresh one.
-func testNotAcquiredReportsTheNewestFence(t *testing.T, h Harness) {
-	e := newEnv(t, h, Options{})
-	s := e.Store
-	ctx := ctxT(t)
-	holder, b, c := queueTwo(t, s)
-	res, err := s.AcquireFair(ctx, c, time.Minute)
-	require.NoError(t, err)
-	assert.Equal(t, holder.Fence, res.Fence, "behind the head: the holder's fence")
-	res, err = s.Acquire(ctx, req("q", "barger", time.Minute))
-	require.NoError(t, err)
-	assert.Equal(t, holder.Fence, res.Fence, "barging: the holder's fence")
-
-	// The grant to b lapses; the answer to c carries the grant's fence.
-	_, _, err = s.Release(ctx, "q", "holder", "")
-	require.NoError(t, err)
-	st, err := s.Inspect(ctx, "q")
-	require.NoError(t, err)
-	require.Equal(t, "b", st.Owner)
-	granted := st.Fence
-	assert.Greater(t, granted, holder.Fence)
-	res, err = s.AcquireFair(ctx, c, time.Minute)
-	require.NoError(t, err)
-	assert.Equal(t, granted, res.Fence, "while the grant stands")
-	e.expire(t, "q")
-	res, err = s.AcquireFair(ctx, req("q", "late", time.Minute), time.Minute)
-	require.NoError(t, err)
-	require.False(t, res.Acquired, "c is the head of the free lock")
-	assert.Equal(t, granted, res.Fence, "a free lock: the fence record's token")
-	_ = b
-}
-
-// testLongestLease: locker.MaxLease is a lease Redis takes.
-func testLongestLease(t *testing.T, h Harness) {
-	e := newEnv(t, h, Options{})
-	s := e.Store
-	ctx := ctxT(t)
-	res, err := s.Acquire(ctx, req("long", "alice", locker.MaxLease))
-	require.NoError(t, err)
-	require.True(t, res.Acquired)
-	assert.Greater(t, e.pttl(t, e.Layout.Keys("long")[rediscore.KeyLock]), locker.MaxLease-time.Minute)
-	held, err := s.Extend(ctx, "long", "alice", locker.MaxLease)
-	require.NoError(t, err)
-	assert.True(t, held)
-	res, err = s.AcquireFair(ctx, req("long", "bob", locker.MaxLease), locker.MaxLease)
-	require.NoError(t, err, "a waiter TTL of MaxLease")
-	assert.False(t, res.Acquired)
-}
-
 // testGarbageWaiterRecord: a waiter record the scripts cannot read counts
 // as a dead waiter: the scripts evict it instead of failing.
-func testGarbageWaiterRecord(t *testing.T, h Harness) {
+func testGarbageWaiterRecord(t *testing.T, h RedisHarness) {
 	e := newEnv(t, h, Options{})
 	s := e.Store
 	ctx := ctxT(t)
@@ -255,7 +202,7 @@ func testGarbageWaiterRecord(t *testing.T, h Harness) {
 
 // testLeastPrivilegeACL: a user with exactly rediscore.ACLRules locks,
 // waits, is handed the lock, renews and releases through the facade.
-func testLeastPrivilegeACL(t *testing.T, h Harness) {
+func testLeastPrivilegeACL(t *testing.T, h RedisHarness) {
 	e := newEnv(t, h, Options{})
 	rules := strings.Fields(rediscore.ACLRules(rediscore.DefaultPrefix))
 	e.must(t, append([]string{"ACL", "SETUSER", "locker", "reset", "on", ">secret"}, rules...)...)

@@ -1,97 +1,98 @@
-// Package storetest is the driver-level test suite shared by the Redis
-// adapters (backend/goredis and backend/rueidis): its one job is to run the
-// same Store tests against each adapter on a fresh redis-server, through
-// the [Harness] the adapter's own test file passes to [Run].
+// Package storetest is the backend-level test suite of disgo's stores: its
+// one job is to run the same driver-level tests against every backend, at
+// the level of the driver contracts (package locker/driver) rather than
+// through the facade, which package conformance covers.
+//
+// It has three parts:
+//
+//   - [Run]: the contract behaviour every backend shares, the memory
+//     backend included: acquire, release and extend results, reentrancy
+//     by ticket, fair queue positions, eviction, grants, leave, inspection,
+//     batch extend, wake-ups and subscription counting. A [Harness] says
+//     how to open a store and how to do what differs between backends:
+//     expire a lock, make time pass, count subscriptions, list records.
+//   - [RunRedis]: the tests that need a raw redis-server (key layout, INFO
+//     commandstats, CLIENT KILL, SCRIPT FLUSH, ACLs, records written with
+//     raw commands), for the Redis adapters; it runs [Run] too.
+//   - [RunCluster]: the tests of what is special about Redis Cluster, once
+//     for both adapters.
 package storetest
 
 import (
 	"context"
-	"github.com/disgolock/disgo/internal/token"
-	"github.com/disgolock/disgo/locker/driver"
 	"slices"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/internal/rediscore"
-	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
-// Harness is what the suite needs from an adapter.
-type Harness struct {
-	// Open returns a store with opts on a new client of srv, counting its
-	// requests; the store and the client are closed when the test ends.
-	Open func(t *testing.T, srv *redistest.Server, opts Options) Fixture
-	// Admin returns a Do on a new client of srv of its own (not counted in
-	// any Fixture's Requests), closed when the test ends.
-	Admin func(t *testing.T, srv *redistest.Server) Do
-}
-
-// Options are the adapter options the suite sets.
-type Options struct {
-	Prefix        string
-	ClassicPubSub bool
-	// Username and Password, when set, authenticate the store's client as
-	// that ACL user.
-	Username, Password string
-}
-
-// Store is what an adapter's Store implements.
+// Store is what a backend's store implements for [Run].
 type Store interface {
 	driver.Backend
 	driver.Queue
 	driver.Notifier
 	driver.Inspector
 	driver.BatchExtender
-	// ActiveSubscriptions returns the number of lock names whose channel
-	// the store holds a server subscription for.
-	ActiveSubscriptions() int
-	// Close closes the store's pub/sub connections; it is idempotent.
-	Close() error
 }
 
-// Fixture is one store under test.
-type Fixture struct {
+// Harness is what [Run] needs from a backend.
+type Harness struct {
+	// Start starts a new, empty server of the backend (a redis-server of
+	// its own, a fresh memory store) and returns it with a store on it.
+	// Everything it opens is closed when the test ends.
+	Start func(t *testing.T) *Server
+}
+
+// Server is one server of a backend under test, a store on it, and the
+// hooks for what differs between backends. Every field is required.
+type Server struct {
+	// Store is a store on the server, as one process has it.
 	Store Store
-	// Layout is the store's key layout.
-	Layout rediscore.Layout
-	// Publish is the command the store's scripts publish with:
-	// rediscore.Sharded or rediscore.Classic.
-	Publish string
-	// Requests is counted by the store's client.
-	Requests *Requests
+	// Client returns another store on the same server, as another process
+	// has it: the same locks and queues, subscriptions of its own. It is
+	// closed when the test ends.
+	Client func(t *testing.T) Store
+	// Subscriptions returns the number of lock names s (the Store or one
+	// returned by Client) holds a subscription on.
+	Subscriptions func(s Store) int
+	// Unsubscribed waits until the server holds no subscription of any
+	// store to any of names, and fails the test when it does not come.
+	Unsubscribed func(t *testing.T, names ...string)
+	// Expire ends the holding of name as a lapsed lease would: without a
+	// release, without a message, leaving its queue alone.
+	Expire func(t *testing.T, name string)
+	// Wipe deletes every record of name, its queue and fence record
+	// included, as an eviction or an operator would.
+	Wipe func(t *testing.T, name string)
+	// Pass makes more than d pass on the server's clock: leases and
+	// heartbeats shorter than d lapse.
+	Pass func(t *testing.T, d time.Duration)
+	// Records lists the records the server keeps for lock names, apart
+	// from fence records (which outlive the locks by design): one per held
+	// lock and one or more per non-empty queue.
+	Records func(t *testing.T) []string
+	// Flush returns once every message published on name's channel before
+	// it was called has been delivered to the subscriptions of s, so that
+	// a test may check that a subscription was not woken.
+	Flush func(t *testing.T, s Store, name string)
 }
 
-// Requests counts the round trips of a client, apart from the handshake of
-// each new connection: Single commands, and Batches (a pipeline or a
-// DoMulti, one round trip each).
-type Requests struct {
-	Single, Batches atomic.Int64
-}
-
-// Reset sets both counts to zero.
-func (r *Requests) Reset() { r.Single.Store(0); r.Batches.Store(0) }
-
-// Do sends one command and returns its reply as plain Go values: a string,
-// an int64, a []any or a map.
-type Do func(ctx context.Context, args ...string) (any, error)
-
-// Run runs every test of the suite as a subtest of t, one after another,
-// each on a redis-server of its own.
+// Run runs every test of the contract part as a subtest of t, one after
+// another, each on a server of its own.
 func Run(t *testing.T, h Harness) {
-	if h.Open == nil || h.Admin == nil {
-		t.Fatal("storetest: Harness.Open and Harness.Admin are required")
+	if h.Start == nil {
+		t.Fatal("storetest: Harness.Start is required")
 	}
-	for _, tc := range slices.Concat(storeTests, notifyTests, safetyTests) {
+	for _, tc := range slices.Concat(lockTests, fairTests, grantTests, notifyTests) {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, h) })
 	}
 }
 
-// test is one subtest of the suite.
+// test is one subtest of the contract part.
 type test struct {
 	name string
 	run  func(t *testing.T, h Harness)
@@ -100,172 +101,15 @@ type test struct {
 // patience bounds every wait of these tests; reaching it is a failure.
 const patience = 10 * time.Second
 
-// env is the setting of one test: a server, a store on it and an admin
-// client of it.
-type env struct {
-	Fixture
-	h     Harness
-	srv   *redistest.Server
-	admin Do
-}
-
-// newEnv starts a server and opens a store with opts on it.
-func newEnv(t *testing.T, h Harness, opts Options) *env {
+// start starts a server of h, checking that every hook is set.
+func start(t *testing.T, h Harness) *Server {
 	t.Helper()
-	srv := redistest.Start(t)
-	return &env{Fixture: h.Open(t, srv, opts), h: h, srv: srv, admin: h.Admin(t, srv)}
-}
-
-// open opens another store on e's server.
-func (e *env) open(t *testing.T, opts Options) Fixture {
-	t.Helper()
-	return e.h.Open(t, e.srv, opts)
-}
-
-// newAdmin replaces the admin client by a new one.
-func (e *env) newAdmin(t *testing.T) { e.admin = e.h.Admin(t, e.srv) }
-
-// do sends a command on the admin client.
-func (e *env) do(t *testing.T, args ...string) (any, error) {
-	t.Helper()
-	return e.admin(ctxT(t), args...)
-}
-
-// must sends a command on the admin client and fails the test on an error.
-func (e *env) must(t *testing.T, args ...string) any {
-	t.Helper()
-	v, err := e.do(t, args...)
-	require.NoError(t, err, "%q", args)
-	return v
-}
-
-// keys lists every key of the server but the fence records.
-func (e *env) keys(t *testing.T) []string {
-	t.Helper()
-	var out []string
-	for _, k := range e.keysMatching(t, "*") {
-		if !strings.HasSuffix(k, ":fence") {
-			out = append(out, k)
-		}
+	srv := h.Start(t)
+	if srv == nil || srv.Store == nil || srv.Client == nil || srv.Subscriptions == nil || srv.Unsubscribed == nil ||
+		srv.Expire == nil || srv.Wipe == nil || srv.Pass == nil || srv.Records == nil || srv.Flush == nil {
+		t.Fatal("storetest: the Server Harness.Start returned lacks its Store or a hook")
 	}
-	return out
-}
-
-// keysMatching lists the keys of the server that match pattern.
-func (e *env) keysMatching(t *testing.T, pattern string) []string {
-	t.Helper()
-	var out []string
-	for _, k := range e.must(t, "KEYS", pattern).([]any) {
-		out = append(out, k.(string))
-	}
-	return out
-}
-
-// pttl returns the remaining time to live of key.
-func (e *env) pttl(t *testing.T, key string) time.Duration {
-	t.Helper()
-	return time.Duration(e.must(t, "PTTL", key).(int64)) * time.Millisecond
-}
-
-// del deletes keys.
-func (e *env) del(t *testing.T, keys ...string) {
-	t.Helper()
-	e.must(t, append([]string{"DEL"}, keys...)...)
-}
-
-// expire ends the holding of name as a lapsed lease would: without a
-// release and without a message.
-func (e *env) expire(t *testing.T, name string) {
-	t.Helper()
-	e.del(t, e.Layout.Keys(name)[rediscore.KeyLock])
-}
-
-// publish sends message on name's channel, the way the store's scripts do.
-func (e *env) publish(t *testing.T, name, message string) error {
-	t.Helper()
-	_, err := e.do(t, e.Publish, e.Layout.Channel(name), message)
-	return err
-}
-
-// probe publishes a message on name's channel and waits until s delivered
-// it: every message published on that channel before has been delivered
-// too (one connection delivers in order).
-func (e *env) probe(t *testing.T, s Store, name string) {
-	t.Helper()
-	ctx := ctxT(t)
-	ticket := token.New()
-	sub, err := s.Subscribe(ctx, name, ticket)
-	require.NoError(t, err)
-	defer sub.Close()
-	require.NoError(t, e.publish(t, name, ticket))
-	woken(t, sub, "the probe message")
-}
-
-// serverSubscriptions returns how many clients the server has subscribed
-// to name's channel.
-func (e *env) serverSubscriptions(t *testing.T, name string) int64 {
-	t.Helper()
-	ch := e.Layout.Channel(name)
-	cmd := "SHARDNUMSUB"
-	if e.Publish == rediscore.Classic {
-		cmd = "NUMSUB"
-	}
-	switch v := e.must(t, "PUBSUB", cmd, ch).(type) {
-	case []any:
-		for i := 0; i+1 < len(v); i += 2 {
-			if v[i] == ch {
-				return v[i+1].(int64)
-			}
-		}
-		return 0
-	case map[string]any:
-		n, _ := v[ch].(int64)
-		return n
-	case map[any]any:
-		n, _ := v[ch].(int64)
-		return n
-	default:
-		t.Fatalf("PUBSUB %s: unexpected reply %#v", cmd, v)
-		return 0
-	}
-}
-
-// pubsubConnections counts the server's pub/sub connections.
-func (e *env) pubsubConnections(t *testing.T) int {
-	t.Helper()
-	n := 0
-	for _, line := range strings.Split(e.must(t, "CLIENT", "LIST").(string), "\n") {
-		if strings.Contains(line, "flags=P") {
-			n++
-		}
-	}
-	return n
-}
-
-// killPubSub closes the server's pub/sub connections and returns how many
-// there were.
-func (e *env) killPubSub(t *testing.T) int64 {
-	t.Helper()
-	return e.must(t, "CLIENT", "KILL", "TYPE", "pubsub").(int64)
-}
-
-// scriptCalls returns the number of EVALSHA and EVAL commands the server
-// ran, from INFO commandstats (which also counts the commands scripts call,
-// so the other counters do not tell round trips).
-func (e *env) scriptCalls(t *testing.T) int64 {
-	t.Helper()
-	var n int64
-	for _, line := range strings.Split(e.must(t, "INFO", "commandstats").(string), "\n") {
-		name, stats, _ := strings.Cut(strings.TrimSpace(line), ":")
-		if name != "cmdstat_evalsha" && name != "cmdstat_eval" {
-			continue
-		}
-		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
-		v, err := strconv.ParseInt(calls, 10, 64)
-		require.NoError(t, err, line)
-		n += v
-	}
-	return n
+	return srv
 }
 
 // waitedFor makes an attempt on name by another owner that finds the lock
@@ -278,30 +122,18 @@ func waitedFor(t *testing.T, s driver.Backend, name string) {
 	require.False(t, res.Acquired, "%q is not held", name)
 }
 
-// commandStats returns the calls of every command the server ran, from
-// INFO commandstats, by lower-case command name.
-func (e *env) commandStats(t *testing.T) map[string]int64 {
+// broadcast wakes every subscription of name as a release with nobody
+// queued does: name is taken, waited for and released.
+func broadcast(t *testing.T, s driver.Backend, name string) {
 	t.Helper()
-	out := map[string]int64{}
-	for _, line := range strings.Split(e.must(t, "INFO", "commandstats").(string), "\n") {
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		calls, _, _ := strings.Cut(strings.TrimPrefix(stats, "calls="), ",")
-		v, err := strconv.ParseInt(calls, 10, 64)
-		require.NoError(t, err, line)
-		out[strings.TrimPrefix(name, "cmdstat_")] = v
-	}
-	return out
-}
-
-// noSubscriptions waits until s holds no subscription: they linger for a
-// moment after their last waiter left.
-func noSubscriptions(t *testing.T, s Store) {
-	t.Helper()
-	require.Eventually(t, func() bool { return s.ActiveSubscriptions() == 0 },
-		patience, 5*time.Millisecond, "the subscriptions to end")
+	ctx := ctxT(t)
+	res, err := s.Acquire(ctx, req(name, "broadcaster", time.Minute))
+	require.NoError(t, err)
+	require.True(t, res.Acquired, "take %q to broadcast", name)
+	waitedFor(t, s, name)
+	held, _, err := s.Release(ctx, name, "broadcaster", "")
+	require.NoError(t, err)
+	require.True(t, held, "release %q to broadcast", name)
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -312,6 +144,15 @@ func ctxT(t *testing.T) context.Context {
 
 func req(name, owner string, lease time.Duration) driver.AcquireRequest {
 	return driver.AcquireRequest{Name: name, Owner: owner, Ticket: token.New(), Lease: lease}
+}
+
+// subscribe subscribes ticket to name on s until the test ends.
+func subscribe(t *testing.T, s driver.Notifier, name, ticket string) driver.Subscription {
+	t.Helper()
+	sub, err := s.Subscribe(ctxT(t), name, ticket)
+	require.NoError(t, err, "subscribe %q", name)
+	t.Cleanup(sub.Close)
+	return sub
 }
 
 // woken waits for a wake-up of sub.
@@ -325,8 +166,8 @@ func woken(t *testing.T, sub driver.Subscription, what string) {
 }
 
 // notWoken asserts that sub has no wake-up pending. It is called after an
-// event that follows the message in question on the same connection, so
-// the message would have arrived by then.
+// event that follows the message in question on the same connection (see
+// Server.Flush), so the message would have arrived by then.
 func notWoken(t *testing.T, sub driver.Subscription, what string) {
 	t.Helper()
 	select {
@@ -342,4 +183,12 @@ func drain(sub driver.Subscription) {
 	case <-sub.Wake():
 	default:
 	}
+}
+
+// noSubscriptions waits until s holds no subscription: they may linger for
+// a moment after their last waiter left.
+func (srv *Server) noSubscriptions(t *testing.T, s Store) {
+	t.Helper()
+	require.Eventually(t, func() bool { return srv.Subscriptions(s) == 0 },
+		patience, 5*time.Millisecond, "the subscriptions to end")
 }

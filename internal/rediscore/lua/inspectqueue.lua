@@ -1,6 +1,7 @@
 -- inspectqueue: read-only listing of one lock's fair queue, head first.
 --
--- KEYS[1..5] the keys of the name, as for acquire.lua: KEYS[3] queue zset, KEYS[5] waiters hash
+-- KEYS[1]..KEYS[5] every key of the name, as for acquire.lua (so that cluster routing sees them);
+--                  it reads only KEYS[3] queue zset and KEYS[5] waiters hash
 -- ARGV: none
 -- Reply: {now, ticket1, record1, ticket2, record2, ...}: the server TIME in ms, then each queued
 --        ticket in queue order with its waiter record ("" when it has none), all as strings.
