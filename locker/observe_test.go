@@ -173,10 +173,15 @@ func TestObserverOutcomes(t *testing.T) {
 	_, err = l.Lock(ctx, "b", 20*time.Millisecond, time.Minute)
 	require.ErrorIs(t, err, locker.ErrNotObtained)
 	// A ctx that ends while waiting: canceled.
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	_, err = l.Lock(cctx, "b", time.Minute, time.Minute)
+	cctx, cancel := context.WithCancel(ctx)
+	errs := make(chan error, 1)
+	go func() {
+		_, err := l.Lock(cctx, "b", time.Minute, time.Minute)
+		errs <- err
+	}()
+	waitQueued(t, store, "b", 1)
 	cancel()
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, <-errs, context.Canceled)
 	// The store no longer names the owner: Extend reports not_held and the loss.
 	store.Wipe("b")
 	require.ErrorIs(t, held.Extend(ctx, time.Minute), locker.ErrNotHeld)
@@ -193,7 +198,6 @@ func TestObserverOutcomes(t *testing.T) {
 	// A Locker closed while a call waits: closed.
 	blocker, err := other.TryLock(ctx, "c", time.Minute)
 	require.NoError(t, err)
-	errs := make(chan error, 1)
 	go func() {
 		_, err := l.Lock(ctx, "c", locker.WaitForever, time.Minute)
 		errs <- err
@@ -222,7 +226,7 @@ func waitQueued(t *testing.T, s *memory.Store, name string, n int) {
 func TestObserverSeesLossesByCause(t *testing.T) {
 	ctx := context.Background()
 	store := memory.New()
-	l, rec := observed(t, locker.Options[string]{Mode: locker.Barging, RenewLease: 30 * time.Millisecond}, store)
+	l, rec := observed(t, locker.Options[string]{Mode: locker.Barging, RenewLease: 600 * time.Millisecond}, store)
 
 	// Extend finds the lock gone.
 	ext, err := l.TryLock(ctx, "e", time.Minute)
@@ -378,7 +382,7 @@ func TestLoggerReportsBackgroundEvents(t *testing.T) {
 		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) },
 	}))
 	c := store.Client()
-	l, err := locker.New(c, locker.Options[string]{Mode: locker.Barging, RenewLease: 30 * time.Millisecond, Logger: log})
+	l, err := locker.New(c, locker.Options[string]{Mode: locker.Barging, RenewLease: 600 * time.Millisecond, Logger: log})
 	require.NoError(t, err)
 
 	// A renewal that fails: logged twice, at Warn.
@@ -421,7 +425,7 @@ func TestNoLoggerLogsNothing(t *testing.T) {
 	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	store := memory.New()
-	l, err := locker.New(store.Client(), locker.Options[string]{Mode: locker.Barging, RenewLease: 30 * time.Millisecond})
+	l, err := locker.New(store.Client(), locker.Options[string]{Mode: locker.Barging, RenewLease: 600 * time.Millisecond})
 	require.NoError(t, err)
 	lk, err := l.LockWithRenewal(context.Background(), "r", 0)
 	require.NoError(t, err)

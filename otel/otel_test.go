@@ -71,21 +71,16 @@ func (h *harness) metrics(t *testing.T) map[string]metricdata.Metrics {
 	return out
 }
 
-// point is one data point: its attributes as "k=v,..." and its value
-// (a sum, or a histogram's count).
-type point struct {
-	attrs string
-	value int64
-}
-
 func attrString(s attribute.Set) string {
 	var parts []string
 	for _, kv := range s.ToSlice() {
-		parts = append(parts, string(kv.Key)+"="+kv.Value.Emit())
+		parts = append(parts, string(kv.Key)+"="+kv.Value.String())
 	}
 	return strings.Join(parts, ",")
 }
 
+// points returns the data points of m by their attributes ("k=v,..."):
+// a sum's value, or a histogram's count.
 func points(m metricdata.Metrics) map[string]int64 {
 	out := make(map[string]int64)
 	switch d := m.Data.(type) {
@@ -182,7 +177,7 @@ func TestMetrics(t *testing.T) {
 	h := newHarness(t)
 	store := memory.New()
 	a := h.locker(t, store.Client(), locker.Options[string]{RenewLease: 60 * time.Millisecond})
-	b := h.locker(t, store.Client(), locker.Options[string]{RenewLease: 600 * time.Millisecond})
+	b := h.locker(t, store.Client(), locker.Options[string]{RenewLease: 3 * time.Second}) // a grant lease of 3s: taken, not claimed
 	c := h.locker(t, store.Client(), locker.Options[string]{Mode: locker.Barging})
 	dc := store.Client()
 	d := h.locker(t, dc, locker.Options[string]{Mode: locker.Barging})
@@ -386,7 +381,7 @@ func TestLoss(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t)
 	store := memory.New()
-	l := h.locker(t, store.Client(), locker.Options[string]{Mode: locker.Barging, RenewLease: 30 * time.Millisecond})
+	l := h.locker(t, store.Client(), locker.Options[string]{Mode: locker.Barging, RenewLease: 600 * time.Millisecond})
 
 	renewed, err := l.LockWithRenewal(ctx, "r", 0)
 	require.NoError(t, err)
