@@ -127,6 +127,11 @@ var suite = []group{
 		{name: "KilledHolderFreed", run: killedHolderFreed},
 		{name: "DeadlineBeforeRequest", run: deadlineBeforeRequest, modes: true},
 	}},
+	{"ForceRelease", []test{
+		{name: "RevokesTheHolder", run: forceReleaseRevokesTheHolder, modes: true},
+		{name: "WholeHolding", run: forceReleaseWholeHolding, modes: true},
+		{name: "ThroughTheHoldingLocker", run: forceReleaseThroughTheHoldingLocker},
+	}},
 	{"Fencing", []test{
 		{name: "Increasing", run: fencingIncreasing},
 		{name: "AcrossExpiry", run: fencingAcrossExpiry},

@@ -202,7 +202,7 @@ func deadlineBeforeRequest(e *env) {
 		rel, ok := rec.last(rec.released, name)
 		require.True(e.t, ok, "the waiter acquired without an attempt and without a release")
 		if end := rel.Add(min(lease, ttl)); r.lock.Deadline().After(end) {
-			e.t.Fatalf("the Deadline() of a lock handed over by a release is %v after the release reached the "+
+			e.t.Fatalf("the Deadline() of a lock handed over by a release is %v after the release's reply from the "+
 				"driver plus the grant lease %v", r.lock.Deadline().Sub(end), min(lease, ttl))
 		}
 	}
@@ -317,10 +317,14 @@ func (t *timed) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.
 }
 
 func (t *timed) Release(ctx context.Context, name, owner, ticket string) (bool, int, error) {
-	at := time.Now()
 	held, n, err := t.b.Release(ctx, name, owner, ticket)
+	// The store applied the release, and started the grant's lease, before
+	// its reply came: noted at the reply, before the reply delay (a grant
+	// may be taken before the caller gets the reply). Noted at the call
+	// instead, a waiter's attempt made on another connection after the call
+	// but run by the store before the release would set a later deadline.
 	if err == nil && held && n == 0 {
-		t.rec.note(t.rec.released, name, at) // before the reply: a grant may be taken before it arrives
+		t.rec.note(t.rec.released, name, time.Now())
 	}
 	t.late()
 	return held, n, err

@@ -120,21 +120,32 @@ func holderPastLease(e *env) {
 		next <-chan acq
 		r    acq
 	}
-	holdings := []*holding{
-		{h: e.renewed(al, "stalled-renewed", 0), what: fmt.Sprintf("auto-renewed, RenewLease %v", renewLease)},
-		{h: e.tryLock(al, "stalled-fixed", shortLease), what: fmt.Sprintf("fixed lease of %v", shortLease)},
+	// Each holding is taken right before its waiter starts, so that the
+	// fixed lease is still running when the waiter queues, however slow
+	// the first set-up was.
+	const fixedLease = time.Second
+	take := []func() *holding{
+		func() *holding {
+			return &holding{h: e.renewed(al, "stalled-renewed", 0), what: fmt.Sprintf("auto-renewed, RenewLease %v", renewLease)}
+		},
+		func() *holding {
+			return &holding{h: e.tryLock(al, "stalled-fixed", fixedLease), what: fmt.Sprintf("fixed lease of %v", fixedLease)}
+		},
 	}
-	for _, x := range holdings {
+	var holdings []*holding
+	for _, t := range take {
+		x := t()
 		key := x.h.Key()
 		x.next = acquiring(func() (*locker.Lock[string], error) {
 			return bl.Lock(e.ctx, key, locker.WaitForever, longLease)
 		})
 		e.awaitWaiting(bc, x.h.Name(), 1)
+		holdings = append(holdings, x)
 	}
 
 	resume := e.stall(ac)
 	for _, x := range holdings {
-		x.r = await(e.t, renewLease+2*time.Second,
+		x.r = await(e.t, max(renewLease, fixedLease)+2*time.Second,
 			fmt.Sprintf("another client to acquire once the lease (%s) of a stalled holder ran out", x.what), x.next)
 		require.NoError(e.t, x.r.err)
 	}

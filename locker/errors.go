@@ -50,6 +50,12 @@ var (
 	// or delete the record (see the README's key layout). It is
 	// driver.ErrFence, the error stores report it with.
 	ErrFence = driver.ErrFence
+
+	// ErrRevoked: an operator freed the lock with [Locker.ForceRelease]
+	// (or disgo release --force). A handle that lost its lock so reports
+	// an [ErrLost] error that also matches ErrRevoked. It is
+	// driver.ErrRevoked.
+	ErrRevoked = driver.ErrRevoked
 )
 
 // ArgumentError describes bad input. errors.Is(err, ErrInvalidArgument)

@@ -94,3 +94,30 @@ func ExampleLocker_Lock() {
 	// wait elapsed: true
 	// ctx done: true false
 }
+
+// Do runs a function under the lock and releases it afterwards. The
+// function's context ends if the lock is lost; its fencing token goes with
+// every write to the protected resource.
+func ExampleLocker_Do() {
+	ctx := context.Background()
+	l, err := locker.New(memory.New(), locker.Options[string]{Namespace: "jobs"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer l.Close()
+
+	err = l.Do(ctx, "nightly-report", 10*time.Second, func(ctx context.Context, lock *locker.Lock[string]) error {
+		fmt.Println("running under", lock.Name(), "fenced:", lock.Fence() > 0)
+		select {
+		case <-ctx.Done(): // the lock was lost: stop writing
+			return context.Cause(ctx)
+		default:
+			return nil
+		}
+	})
+	fmt.Println("done:", err)
+	// Output:
+	// running under jobs:nightly-report fenced: true
+	// done: <nil>
+}

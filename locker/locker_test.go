@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -20,6 +21,11 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// Tests that wait for time to pass (a wait, a lease, a fallback re-check, a
+// back-off) run their body in a synctest bubble, on a fake clock that moves
+// only when every goroutine of the bubble is blocked: they never sleep for
+// real. Tests on a real network cannot: the bubble cannot see I/O.
 
 var errStore = errors.New("connection refused")
 
@@ -227,6 +233,10 @@ func TestTryLockStoreErrorUndoesTheAttempt(t *testing.T) {
 }
 
 func TestStoreErrorInTheMiddleOfWaitingIsRetried(t *testing.T) {
+	synctest.Test(t, testStoreErrorInTheMiddleOfWaitingIsRetried)
+}
+
+func testStoreErrorInTheMiddleOfWaitingIsRetried(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	sub := newFakeSub()
@@ -250,6 +260,10 @@ func TestStoreErrorInTheMiddleOfWaitingIsRetried(t *testing.T) {
 }
 
 func TestWaitElapsedWhileStoreFailsReportsBackend(t *testing.T) {
+	synctest.Test(t, testWaitElapsedWhileStoreFailsReportsBackend)
+}
+
+func testWaitElapsedWhileStoreFailsReportsBackend(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(newFakeSub(), nil)
@@ -261,6 +275,10 @@ func TestWaitElapsedWhileStoreFailsReportsBackend(t *testing.T) {
 }
 
 func TestFailedNotifierFallsBackToRechecks(t *testing.T) {
+	synctest.Test(t, testFailedNotifierFallsBackToRechecks)
+}
+
+func testFailedNotifierFallsBackToRechecks(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{FallbackInterval: 80 * time.Millisecond})
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(nil, errStore)
@@ -445,7 +463,9 @@ func TestFailedFinalReleaseStillStopsRenewal(t *testing.T) {
 	assert.True(t, stopped, "a failed unlock must not leave the lock renewed forever")
 }
 
-func TestFixedLeaseEndsAtItsDeadline(t *testing.T) {
+func TestFixedLeaseEndsAtItsDeadline(t *testing.T) { synctest.Test(t, testFixedLeaseEndsAtItsDeadline) }
+
+func testFixedLeaseEndsAtItsDeadline(t *testing.T) {
 	r := newRig(t)
 	l := r.barging(t, locker.Options[string]{})
 	r.b.EXPECT().Acquire(gomock.Any(), gomock.Any()).Return(acquired(1, 1), nil)

@@ -10,6 +10,7 @@ import (
 
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -41,7 +42,9 @@ func waitFor[V any](t *testing.T, ch <-chan V, what string) V {
 // another owner took the lock): it must not become a success. Before the
 // fix the waiter returned holding fence 11 while the store named the
 // holder of fence 12.
-func TestStaleGrantIsNotTaken(t *testing.T) {
+func TestStaleGrantIsNotTaken(t *testing.T) { synctest.Test(t, testStaleGrantIsNotTaken) }
+
+func testStaleGrantIsNotTaken(t *testing.T) {
 	r := newRig(t)
 	l := r.fair(t, locker.Options[string]{FallbackInterval: time.Hour})
 	sub := &grantSub{fakeSub: newFakeSub()}
@@ -82,6 +85,10 @@ func TestStaleGrantIsNotTaken(t *testing.T) {
 // carried its own fence (the grant lapsed, nobody else took the lock) is
 // stale too.
 func TestDuplicatedGrantAfterItLapsedIsNotTaken(t *testing.T) {
+	synctest.Test(t, testDuplicatedGrantAfterItLapsedIsNotTaken)
+}
+
+func testDuplicatedGrantAfterItLapsedIsNotTaken(t *testing.T) {
 	r := newRig(t)
 	l := r.fair(t, locker.Options[string]{FallbackInterval: time.Hour, WaiterTTL: time.Second})
 	sub := &grantSub{fakeSub: newFakeSub()}
@@ -226,8 +233,12 @@ func TestReleaseWithCancelledCtxStillReleases(t *testing.T) {
 }
 
 // A release the store cannot take still stops renewal: five leases later
-// the lock is free.
+// the lock is free. (In a bubble: the leases run out on the fake clock.)
 func TestFailedReleaseLeavesNothingRenewed(t *testing.T) {
+	synctest.Test(t, testFailedReleaseLeavesNothingRenewed)
+}
+
+func testFailedReleaseLeavesNothingRenewed(t *testing.T) {
 	store := memory.New()
 	c := store.Client()
 	l, err := locker.New(c, locker.Options[string]{RenewLease: 50 * time.Millisecond})
@@ -281,50 +292,51 @@ func TestReleaseWithDoneCtxStopsRenewalWhenTheStoreFails(t *testing.T) {
 func TestCloseReturnsWaitersAtOnce(t *testing.T) {
 	for _, mode := range []locker.Mode{locker.Fair, locker.Barging} {
 		t.Run(mode.String(), func(t *testing.T) {
-			store := memory.New()
-			hl, err := locker.New(store.Client(), locker.Options[string]{Mode: mode})
-			require.NoError(t, err)
-			defer hl.Close()
-			holder, err := hl.TryLock(context.Background(), "k", time.Minute)
-			require.NoError(t, err)
-			wl, err := locker.New(store.Client(), locker.Options[string]{Mode: mode})
-			require.NoError(t, err)
-			const n = 10
-			results := make(chan error, n)
-			for range n {
-				go func() {
-					_, err := wl.Lock(context.Background(), "k", time.Hour, time.Minute)
-					results <- err
-				}()
-			}
-			if mode == locker.Fair {
-				require.Eventually(t, func() bool {
+			synctest.Test(t, func(t *testing.T) {
+				store := memory.New()
+				hl, err := locker.New(store.Client(), locker.Options[string]{Mode: mode})
+				require.NoError(t, err)
+				defer hl.Close()
+				holder, err := hl.TryLock(context.Background(), "k", time.Minute)
+				require.NoError(t, err)
+				wl, err := locker.New(store.Client(), locker.Options[string]{Mode: mode})
+				require.NoError(t, err)
+				const n = 10
+				results := make(chan error, n)
+				for range n {
+					go func() {
+						_, err := wl.Lock(context.Background(), "k", time.Hour, time.Minute)
+						results <- err
+					}()
+				}
+				synctest.Wait() // every waiter is blocked, waiting
+				if mode == locker.Fair {
 					st, err := store.Inspect(context.Background(), "k")
-					return err == nil && st.Waiters == n
-				}, patience, time.Millisecond)
-			} else {
-				require.Eventually(t, func() bool { return store.ActiveSubscriptions() == 1 }, patience, time.Millisecond)
-				time.Sleep(20 * time.Millisecond)
-			}
-			closed := make(chan error, 1)
-			go func() { closed <- wl.Close() }()
-			require.NoError(t, waitFor(t, closed, "Close to return"))
-			// Close has waited for its waiting calls to leave the store: the
-			// queue is empty as Close returns, and every call returns
-			// ErrClosed (its goroutine may still be on its way out).
-			st, err := store.Inspect(context.Background(), "k")
-			require.NoError(t, err)
-			assert.Zero(t, st.Waiters, "the closed Locker's waiters left the queue before Close returned")
-			for range n {
-				err := waitFor(t, results, "a waiter of the closed Locker to return")
-				require.ErrorIs(t, err, locker.ErrClosed)
-				require.NotErrorIs(t, err, locker.ErrNotObtained)
-			}
-			assert.Equal(t, holder.Owner(), st.Owner)
-			require.NoError(t, holder.Release(context.Background()))
-			st, err = store.Inspect(context.Background(), "k")
-			require.NoError(t, err)
-			assert.Equal(t, driver.State{}, st, "nothing was granted to a closed waiter")
+					require.NoError(t, err)
+					require.Equal(t, n, st.Waiters)
+				} else {
+					require.Equal(t, 1, store.ActiveSubscriptions())
+				}
+				closed := make(chan error, 1)
+				go func() { closed <- wl.Close() }()
+				require.NoError(t, waitFor(t, closed, "Close to return"))
+				// Close has waited for its waiting calls to leave the store: the
+				// queue is empty as Close returns, and every call returns
+				// ErrClosed (its goroutine may still be on its way out).
+				st, err := store.Inspect(context.Background(), "k")
+				require.NoError(t, err)
+				assert.Zero(t, st.Waiters, "the closed Locker's waiters left the queue before Close returned")
+				for range n {
+					err := waitFor(t, results, "a waiter of the closed Locker to return")
+					require.ErrorIs(t, err, locker.ErrClosed)
+					require.NotErrorIs(t, err, locker.ErrNotObtained)
+				}
+				assert.Equal(t, holder.Owner(), st.Owner)
+				require.NoError(t, holder.Release(context.Background()))
+				st, err = store.Inspect(context.Background(), "k")
+				require.NoError(t, err)
+				assert.Equal(t, driver.State{}, st, "nothing was granted to a closed waiter")
+			})
 		})
 	}
 }
@@ -477,6 +489,10 @@ type fairBackend2 struct{ driver.Backend }
 // succeeds once the store is back, so that the first release after the
 // outage does not grant the lock to a caller that is gone.
 func TestGiveUpCleanupIsRetriedUntilTheStoreAnswers(t *testing.T) {
+	synctest.Test(t, testGiveUpCleanupIsRetriedUntilTheStoreAnswers)
+}
+
+func testGiveUpCleanupIsRetriedUntilTheStoreAnswers(t *testing.T) {
 	r := newRig(t)
 	l := r.fair(t, locker.Options[string]{FallbackInterval: time.Hour})
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(newFakeSub(), nil)
@@ -502,8 +518,10 @@ func TestGiveUpCleanupIsRetriedUntilTheStoreAnswers(t *testing.T) {
 	start := time.Now()
 	_, err := l.Lock(context.Background(), "k", 50*time.Millisecond, time.Minute)
 	require.ErrorIs(t, err, locker.ErrNotObtained)
-	assert.Less(t, time.Since(start), 5*time.Second, "giving up waited for the store")
+	// On the bubble's clock: the call does not wait a RequestTimeout for the store.
+	assert.Less(t, time.Since(start), locker.DefaultRequestTimeout, "giving up waited for the store")
 	time.Sleep(100 * time.Millisecond)
+	synctest.Wait()
 	assert.Zero(t, releases.Load(), "nothing is undone before the ticket left the queue")
 	down.Store(false) // the store is back
 	tk := waitFor(t, cleaned, "the clean-up to be retried once the store is back")
@@ -513,6 +531,10 @@ func TestGiveUpCleanupIsRetriedUntilTheStoreAnswers(t *testing.T) {
 
 // Close abandons a clean-up the store never answers, promptly.
 func TestCloseAbandonsPendingCleanups(t *testing.T) {
+	synctest.Test(t, testCloseAbandonsPendingCleanups)
+}
+
+func testCloseAbandonsPendingCleanups(t *testing.T) {
 	r := newRig(t)
 	l := r.fair(t, locker.Options[string]{FallbackInterval: time.Hour, RequestTimeout: time.Minute})
 	r.n.EXPECT().Subscribe(gomock.Any(), "k", gomock.Any()).Return(newFakeSub(), nil)
@@ -523,9 +545,11 @@ func TestCloseAbandonsPendingCleanups(t *testing.T) {
 	}).MinTimes(1)
 	_, err := l.Lock(context.Background(), "k", 20*time.Millisecond, time.Minute)
 	require.ErrorIs(t, err, locker.ErrNotObtained)
+	closing := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- l.Close() }()
 	require.NoError(t, waitFor(t, done, "Close with a clean-up pending"))
+	assert.Equal(t, closing, time.Now(), "Close waited for the clean-up")
 }
 
 // The namespace may contain the separator; what the store sees is still

@@ -11,8 +11,10 @@
 // trip each when the [Extender] is also a [driver.BatchExtender], otherwise by a
 // small, bounded pool of concurrent Extend calls. Transient failures are
 // retried until the lease deadline; the holder learns of a loss through
-// driver.Hold.OnLost, with an error matching [ErrNotHeld] or [ErrDeadline].
+// driver.Hold.OnLost, with an error matching [ErrNotHeld] or [ErrDeadline],
+// or the store's error matching driver.ErrRevoked after a force release
+// (at once: a revoked holding is not retried).
 //
-// Time is read through a [Clock], so that tests can drive the scheduler
-// with a manual clock instead of sleeping.
+// Time is read from the system's monotonic clock, on which the holders'
+// deadlines are measured too.
 package renewer

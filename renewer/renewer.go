@@ -66,8 +66,7 @@ type Options struct {
 	RetryInterval time.Duration
 	// RequestTimeout bounds each Extend or ExtendBatch call; a call is also
 	// never allowed to run past the earliest lease deadline it carries.
-	// It is measured as a duration on the system clock (context.WithTimeout),
-	// whatever the Clock. Default: DefaultRequestTimeout (5s).
+	// Default: DefaultRequestTimeout (5s).
 	RequestTimeout time.Duration
 	// MaxBatch is the most items in one ExtendBatch call.
 	// Default: DefaultMaxBatch (1000).
@@ -77,8 +76,6 @@ type Options struct {
 	// BatchExtender. Worker goroutines exist only while there is work.
 	// Default: DefaultWorkers (8).
 	Workers int
-	// Clock is the time source. Default: the system clock.
-	Clock Clock
 }
 
 // Renewer renews the leases of kept holds until they are stopped, lost, or
@@ -163,9 +160,6 @@ func New(e Extender, opts Options) (*Renewer, error) {
 	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
 	}
-	if opts.Clock == nil {
-		opts.Clock = systemClock{}
-	}
 	r := &Renewer{ext: e, opts: opts, size: 1, wake: make(chan struct{}, 1), live: make(map[*entry]struct{})}
 	if b, ok := e.(driver.BatchExtender); ok {
 		r.batch, r.size = b, opts.MaxBatch
@@ -210,7 +204,7 @@ func (r *Renewer) Keep(h driver.Hold) (stop func()) {
 		index:    -1,
 	}
 	e.at = e.deadline.Add(-e.before)
-	if now := r.opts.Clock.Now(); e.at.Before(now) && e.deadline.After(now) {
+	if now := time.Now(); e.at.Before(now) && e.deadline.After(now) {
 		// Less than the renewal margin is left (a lock handed over with a
 		// lease shorter than Lease): renew after the same fraction of what
 		// is left rather than at once, which would cost a request for
@@ -281,7 +275,7 @@ func (r *Renewer) Close() {
 // schedule and drop): a hold kept and stopped while the scheduler sleeps
 // until a later time costs no goroutine switch.
 func (r *Renewer) run() {
-	var t Timer
+	var t *time.Timer
 	defer func() {
 		if t != nil {
 			t.Stop()
@@ -290,7 +284,7 @@ func (r *Renewer) run() {
 	var idleUntil time.Time // the end of the linger; zero while holds are kept
 	for {
 		r.mu.Lock()
-		now := r.opts.Clock.Now()
+		now := time.Now()
 		var next time.Time // when to look again; zero: only when woken
 		if len(r.live) == 0 {
 			switch {
@@ -322,11 +316,11 @@ func (r *Renewer) run() {
 		if !next.IsZero() {
 			d := next.Sub(now)
 			if t == nil {
-				t = r.opts.Clock.NewTimer(d)
+				t = time.NewTimer(d)
 			} else {
 				t.Reset(d)
 			}
-			fire = t.C()
+			fire = t.C
 		} else if t != nil {
 			t.Stop()
 		}
@@ -345,7 +339,7 @@ func (r *Renewer) work() {
 	for {
 		var calls []func()
 		r.mu.Lock()
-		sent := r.opts.Clock.Now() // before the request is sent
+		sent := time.Now() // before the request is sent
 		timeout := r.opts.RequestTimeout
 		var batch []*entry
 		for len(r.ready) > 0 && len(batch) < r.size {
@@ -405,11 +399,14 @@ func (r *Renewer) extend(batch []*entry, timeout time.Duration) []driver.Extensi
 func (r *Renewer) apply(batch []*entry, items []driver.Extension, sent time.Time) {
 	var calls []func()
 	r.mu.Lock()
-	now := r.opts.Clock.Now()
+	now := time.Now()
 	for i, e := range batch {
 		it := items[i]
 		switch {
 		case e.dropped: // stopped or closed while in flight: discard
+		case errors.Is(it.Err, driver.ErrRevoked):
+			// An operator forced the holding out: no retry can bring it back.
+			calls = append(calls, r.lose(e, it.Err))
 		case it.Err != nil:
 			e.lastErr = it.Err
 			if !now.Before(e.deadline) {

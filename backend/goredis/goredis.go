@@ -94,6 +94,7 @@ var (
 	_ driver.Inspector     = (*Store)(nil)
 	_ driver.Notifier      = (*Store)(nil)
 	_ driver.BatchExtender = (*Store)(nil)
+	_ driver.ForceReleaser = (*Store)(nil)
 )
 
 // The scripts, with the SHA1 digests EVALSHA names them by.
@@ -104,6 +105,7 @@ var (
 	leaveScript   = newScript(rediscore.LeaveLua)
 	inspectScript = newScript(rediscore.InspectLua)
 	queueScript   = newScript(rediscore.InspectQueueLua)
+	forceScript   = newScript(rediscore.ForceReleaseLua)
 )
 
 // New returns a Store on client, which stays the caller's to close (give it
@@ -190,7 +192,18 @@ func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Durat
 	if err != nil {
 		return false, wrap(ctx, "extend", err)
 	}
-	return n == 1, nil
+	return rediscore.ParseExtend(n)
+}
+
+// ForceRelease implements driver.ForceReleaser: it ends the holding of name
+// whoever holds it and passes the lock on as a final release does, in one
+// script; the former owner's next Extend fails with driver.ErrRevoked.
+func (s *Store) ForceRelease(ctx context.Context, name string) (held bool, err error) {
+	reply, err := s.run(ctx, forceScript, name, rediscore.ForceReleaseArgs(s.publish, s.fenceRetention)).StringSlice()
+	if err != nil {
+		return false, wrap(ctx, "force release", err)
+	}
+	return rediscore.ParseForceRelease(reply)
 }
 
 // Leave implements driver.Queue: remove ticket from the queue of name,
@@ -272,7 +285,7 @@ func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error
 			var replyErr redis.Error
 			switch {
 			case err == nil:
-				batch[i].Held, batch[i].Err = n == 1, nil
+				batch[i].Held, batch[i].Err = rediscore.ParseExtend(n)
 			case verb == "evalsha" && isNoScript(err):
 				missing = append(missing, i)
 			case errors.As(err, &replyErr):

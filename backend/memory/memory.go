@@ -74,6 +74,8 @@ var (
 	_ driver.Notifier      = (*Client)(nil)
 	_ driver.Inspector     = (*Client)(nil)
 	_ driver.BatchExtender = (*Client)(nil)
+	_ driver.ForceReleaser = (*Client)(nil)
+	_ driver.ForceReleaser = (*Store)(nil)
 )
 
 // ErrKilled is returned by every call of a [Client] after [Client.Kill].
@@ -127,6 +129,9 @@ type record struct {
 	room       fairqueue.Room
 	queueUntil time.Time        // the queue vanishes after this, meaningful while room.Len() > 0
 	grants     map[string]grant // per queued ticket: what a release needs to hand it the lock
+
+	revoked      string    // owner whose holding ForceRelease ended (forcerelease.lua's marker)
+	revokedUntil time.Time // the marker lasts the rest of that lease plus a second
 }
 
 // grant is what the final release needs to hand the lock straight to a
@@ -232,6 +237,11 @@ func (s *Store) AcquireFair(ctx context.Context, req driver.AcquireRequest, wait
 // Release implements driver.Backend on the store's default client.
 func (s *Store) Release(ctx context.Context, name, owner, ticket string) (held bool, remaining int, err error) {
 	return s.def.Release(ctx, name, owner, ticket)
+}
+
+// ForceRelease implements driver.ForceReleaser on the store's default client.
+func (s *Store) ForceRelease(ctx context.Context, name string) (bool, error) {
+	return s.def.ForceRelease(ctx, name)
 }
 
 // Extend implements driver.Backend on the store's default client.
@@ -355,13 +365,16 @@ func (r *record) expire(now time.Time) {
 	if r.room.Len() > 0 && now.After(r.queueUntil) {
 		r.room, r.grants = fairqueue.Room{}, nil
 	}
+	if r.revoked != "" && now.After(r.revokedUntil) {
+		r.revoked, r.revokedUntil = "", time.Time{}
+	}
 }
 
 func (r *record) free() {
 	r.owner, r.count, r.fence, r.lastTicket, r.expiry = "", 0, 0, "", time.Time{}
 }
 
-func (r *record) idle() bool { return r.count == 0 && r.room.Len() == 0 }
+func (r *record) idle() bool { return r.count == 0 && r.room.Len() == 0 && r.revoked == "" }
 
 // Client is one independent view of a [Store], like one process with its
 // own connection. It implements driver.Backend, driver.Queue,
@@ -652,6 +665,36 @@ func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held 
 	if r.count > 0 {
 		return true, r.count, nil
 	}
+	s.handOn(name, r, now)
+	return true, 0, nil
+}
+
+// ForceRelease implements driver.ForceReleaser, mirroring forcerelease.lua:
+// it ends the holding of name whatever its owner and count, passes the lock
+// on as the final Release does, and marks the former owner revoked for the
+// rest of its lease plus a second, so that its Extend fails with
+// driver.ErrRevoked.
+func (c *Client) ForceRelease(ctx context.Context, name string) (bool, error) {
+	now, err := c.begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	s := c.s
+	defer s.mu.Unlock()
+	r := s.get(name, now)
+	defer s.put(name, r, now)
+	if r.count == 0 {
+		return false, nil
+	}
+	r.revoked, r.revokedUntil = r.owner, r.expiry.Add(time.Second)
+	s.handOn(name, r, now)
+	return true, nil
+}
+
+// handOn passes on the lock of name, whose last hold just ended: to the
+// head of the queue with a fresh fence, or to nobody, waking every waiter.
+// Called with s.mu held.
+func (s *Store) handOn(name string, r *record, now time.Time) {
 	r.free()
 	msg := broadcast
 	if r.room.Len() > 0 {
@@ -673,24 +716,24 @@ func (c *Client) Release(ctx context.Context, name, owner, ticket string) (held 
 		}
 	}
 	s.publish(name, msg)
-	return true, 0, nil
 }
 
 // Extend implements driver.Backend, mirroring extend.lua: it sets the
 // remaining lease to lease (longer or shorter) if owner holds the lock;
-// otherwise it returns false and changes nothing.
+// otherwise it returns false and changes nothing, with an error matching
+// driver.ErrRevoked when ForceRelease ended owner's holding.
 func (c *Client) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
 	now, err := c.begin(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer c.s.mu.Unlock()
-	return c.s.extend(name, owner, lease, now), nil
+	return c.s.extend(name, owner, lease, now)
 }
 
 // ExtendBatch implements driver.BatchExtender: it extends every item as
-// Extend would, in one atomic step, setting each item's Held (Err stays
-// nil). It fails as a whole only when ctx is done or the client killed.
+// Extend would, in one atomic step, setting each item's Held and Err (an
+// error matching driver.ErrRevoked for a revoked owner, else nil). It fails as a whole only when ctx is done or the client killed.
 func (c *Client) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
 	now, err := c.begin(ctx)
 	if err != nil {
@@ -699,21 +742,27 @@ func (c *Client) ExtendBatch(ctx context.Context, batch []driver.Extension) erro
 	defer c.s.mu.Unlock()
 	for i := range batch {
 		e := &batch[i]
-		e.Held, e.Err = c.s.extend(e.Name, e.Owner, e.Lease, now), nil
+		e.Held, e.Err = c.s.extend(e.Name, e.Owner, e.Lease, now)
 	}
 	return nil
 }
 
 // extend is one Extend. Called with s.mu held.
-func (s *Store) extend(name, owner string, lease time.Duration, now time.Time) bool {
+func (s *Store) extend(name, owner string, lease time.Duration, now time.Time) (bool, error) {
 	r := s.get(name, now)
 	defer s.put(name, r, now)
 	if r.count == 0 || r.owner != owner {
-		return false
+		if r.revoked != "" && r.revoked == owner {
+			return false, errRevoked
+		}
+		return false, nil
 	}
 	r.expiry = now.Add(lease)
-	return true
+	return true, nil
 }
+
+// errRevoked is Extend's error for an owner whose holding ForceRelease ended.
+var errRevoked = fmt.Errorf("memory: %w", driver.ErrRevoked)
 
 // Leave implements driver.Queue, mirroring leave.lua: it removes ticket
 // and its grant from the queue of name; if ticket was the head and the

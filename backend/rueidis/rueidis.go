@@ -103,6 +103,7 @@ var (
 	_ driver.Inspector     = (*Store)(nil)
 	_ driver.Notifier      = (*Store)(nil)
 	_ driver.BatchExtender = (*Store)(nil)
+	_ driver.ForceReleaser = (*Store)(nil)
 )
 
 // The scripts.
@@ -113,6 +114,7 @@ var (
 	leaveScript   = newScript(rediscore.LeaveLua)
 	inspectScript = newScript(rediscore.InspectLua)
 	queueScript   = newScript(rediscore.InspectQueueLua)
+	forceScript   = newScript(rediscore.ForceReleaseLua)
 )
 
 // New returns a Store on client, which stays the caller's to close. It
@@ -240,7 +242,18 @@ func (s *Store) Extend(ctx context.Context, name, owner string, lease time.Durat
 	if err != nil {
 		return false, wrap(ctx, "extend", err)
 	}
-	return n == 1, nil
+	return rediscore.ParseExtend(n)
+}
+
+// ForceRelease implements driver.ForceReleaser: it ends the holding of name
+// whoever holds it and passes the lock on as a final release does, in one
+// script; the former owner's next Extend fails with driver.ErrRevoked.
+func (s *Store) ForceRelease(ctx context.Context, name string) (held bool, err error) {
+	reply, err := s.run(ctx, forceScript, name, rediscore.ForceReleaseArgs(s.publish, s.fenceRetention)).AsStrSlice()
+	if err != nil {
+		return false, wrap(ctx, "force release", err)
+	}
+	return rediscore.ParseForceRelease(reply)
 }
 
 // Leave implements driver.Queue: remove ticket from the queue of name,
@@ -318,7 +331,7 @@ func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error
 			replyErr, isReply := rueidis.IsRedisErr(err)
 			switch {
 			case err == nil:
-				batch[i].Held, batch[i].Err = n == 1, nil
+				batch[i].Held, batch[i].Err = rediscore.ParseExtend(n)
 			case cached && isReply && replyErr.IsNoScript():
 				missing = append(missing, i)
 			case isReply:

@@ -33,6 +33,8 @@ var (
 	inspectLua string
 	//go:embed lua/inspectqueue.lua
 	inspectQueueLua string
+	//go:embed lua/forcerelease.lua
+	forceReleaseLua string
 )
 
 // Script sources as the adapters load them. extend.lua, run for every
@@ -44,6 +46,7 @@ var (
 	LeaveLua        = withLib(leaveLua)
 	InspectLua      = withLib(inspectLua)
 	InspectQueueLua = withLib(inspectQueueLua)
+	ForceReleaseLua = withLib(forceReleaseLua)
 )
 
 func withLib(src string) string { return libLua + "\n" + src }
@@ -72,6 +75,7 @@ const (
 	KeyQueue
 	KeyChannel
 	KeyWaiters
+	KeyRevoked
 	NumKeys
 )
 
@@ -120,7 +124,7 @@ func writeTag(b *strings.Builder, name string) {
 }
 
 // Keys returns the NumKeys keys of name, in script order: lock string, fence,
-// queue, channel, waiter records. All share one hash tag.
+// queue, channel, waiter records, revoked marker. All share one hash tag.
 //
 // Fencing tokens are max(last+1, server TIME in µs). They are strictly
 // increasing per name as long as the fence key survives (it is kept
@@ -157,10 +161,10 @@ func (l Layout) Keys(name string) []string {
 }
 
 // keySuffixes end the keys of a name, in the order of the Key* indexes.
-var keySuffixes = [NumKeys]string{"lock", "fence", "q", "ch", "qw"}
+var keySuffixes = [NumKeys]string{"lock", "fence", "q", "ch", "qw", "rv"}
 
 // keySuffixesLen is every suffix back to back, for its length.
-const keySuffixesLen = "lock" + "fence" + "q" + "ch" + "qw"
+const keySuffixesLen = "lock" + "fence" + "q" + "ch" + "qw" + "rv"
 
 // Channel returns the wake-up channel of name.
 func (l Layout) Channel(name string) string {
@@ -291,6 +295,38 @@ func ParseWake(payload string) (ticket string, fence int64) {
 		return payload[:i], 0
 	}
 	return payload[:i], f
+}
+
+// ForceReleaseArgs returns ARGV of forcerelease.lua.
+func ForceReleaseArgs(publish string, fenceRetention time.Duration) []string {
+	return []string{publish, Ms(fenceRetention)}
+}
+
+// ParseForceRelease decodes the reply of forcerelease.lua: whether a
+// holding was forced out.
+func ParseForceRelease(r []string) (held bool, err error) {
+	switch {
+	case len(r) == 1 && r[0] == "0":
+		return false, nil
+	case len(r) == 3 && r[0] == "1":
+		return true, nil
+	}
+	return false, fmt.Errorf("rediscore: force release: unexpected reply %q", r)
+}
+
+// ErrRevoked is the error of an extension whose owner's holding an
+// operator forced out (extend.lua replied -1). It matches driver.ErrRevoked.
+var ErrRevoked = fmt.Errorf("rediscore: %w", driver.ErrRevoked)
+
+// ParseExtend decodes the reply of extend.lua.
+func ParseExtend(r int64) (held bool, err error) {
+	switch r {
+	case 1:
+		return true, nil
+	case -1:
+		return false, ErrRevoked
+	}
+	return false, nil
 }
 
 // ParseRelease decodes the reply of release.lua.

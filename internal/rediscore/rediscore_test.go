@@ -106,7 +106,7 @@ func TestArgsMatchScriptHeaders(t *testing.T) {
 
 func TestKeysLayout(t *testing.T) {
 	l := Layout{Prefix: "p"}
-	assert.Equal(t, []string{"p:{a%7Bb}:lock", "p:{a%7Bb}:fence", "p:{a%7Bb}:q", "p:{a%7Bb}:ch", "p:{a%7Bb}:qw"}, l.Keys("a{b"))
+	assert.Equal(t, []string{"p:{a%7Bb}:lock", "p:{a%7Bb}:fence", "p:{a%7Bb}:q", "p:{a%7Bb}:ch", "p:{a%7Bb}:qw", "p:{a%7Bb}:rv"}, l.Keys("a{b"))
 	assert.Equal(t, "{a%25%7D}", Tag("a%}"))
 	// Every lock operation builds the keys: one allocation for the strings,
 	// one for the slice.

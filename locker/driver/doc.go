@@ -23,6 +23,8 @@
 //     tooling (the disgo command) and tests.
 //   - [BatchExtender]: many renewals in one round trip; package renewer
 //     uses it when present.
+//   - [ForceReleaser]: an operator's release of a lock whoever holds it
+//     (locker.Locker.ForceRelease, disgo release --force).
 //
 // A decorator that wraps a Backend must forward exactly these; everything
 // else is in the base interfaces, so nothing disappears silently.

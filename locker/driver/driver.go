@@ -11,6 +11,13 @@ import (
 // 2^63-1). The facade reports it as locker.ErrFence, the same value.
 var ErrFence = errors.New("fencing token out of range")
 
+// ErrRevoked is the error a store returns, wrapped, from Extend (or in an
+// Extension's Err) when the owner does not hold the lock because an
+// operator forced its holding out ([ForceReleaser]). A store that cannot
+// tell reports "not held" instead. The renewer and the facade treat it as
+// a loss at once, reported as locker.ErrRevoked, the same value.
+var ErrRevoked = errors.New("lock revoked by a force release")
+
 // AcquireRequest is one acquisition attempt as the facade hands it to a
 // driver. The facade has validated every field before a driver sees it.
 type AcquireRequest struct {
@@ -179,7 +186,8 @@ type Subscription interface {
 // must not block on the store. After stop returns, the renewer sends no
 // further renewal of h and calls none of its callbacks. h.OnLost is called
 // at most once, when renewal cannot be confirmed before the lease deadline
-// or the store reports that the owner no longer holds the lock. Keep and
+// or the store reports that the owner no longer holds the lock (or that it
+// was revoked, [ErrRevoked]: a loss at once, not retried). Keep and
 // stop are safe for concurrent use.
 type Renewer interface {
 	Keep(h Hold) (stop func())
@@ -230,6 +238,18 @@ type Extension struct {
 	Err   error // result: this item failed
 }
 
+// ForceReleaser is an optional capability of a Backend: an operator's
+// release of a lock whoever holds it. ForceRelease ends the holding of
+// name at once, whatever its owner and hold count, and passes the lock on
+// as the final release of a holding does (to the head of the fair queue,
+// or waking every waiter). It returns held == false, changing nothing,
+// when the lock was free. The former holder's next Extend fails with an
+// error matching [ErrRevoked] for at least the rest of its former lease.
+// It is safe for concurrent use and does not retry.
+type ForceReleaser interface {
+	ForceRelease(ctx context.Context, name string) (held bool, err error)
+}
+
 // Hold is one auto-renewed lease handed to [Renewer.Keep].
 type Hold struct {
 	Name  string
@@ -244,8 +264,10 @@ type Hold struct {
 	OnRenewed func(deadline time.Time)
 	// OnLost is called at most once, when the lease is lost: with an error
 	// saying why (for package renewer: renewer.ErrNotHeld when the store no
-	// longer names the owner, renewer.ErrDeadline when no renewal could be
-	// confirmed before the deadline, renewer.ErrClosed, renewer.ErrInvalidHold).
+	// longer names the owner, the store's error matching [ErrRevoked] when
+	// an operator forced the holding out, renewer.ErrDeadline when no
+	// renewal could be confirmed before the deadline, renewer.ErrClosed,
+	// renewer.ErrInvalidHold).
 	OnLost func(cause error)
 }
 

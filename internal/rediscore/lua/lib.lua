@@ -1,5 +1,6 @@
 -- lib: helpers shared by the scripts, prepended to each of them when they load (see
--- rediscore.go). It defines functions only; it touches no key. Lua numbers are doubles, so
+-- rediscore.go). It defines functions only; nothing runs until a script calls one (hand_on works
+-- on the KEYS of the script that calls it). Lua numbers are doubles, so
 -- fencing tokens, which may use all 63 bits, are handled as decimal strings, exactly.
 
 -- The largest fencing token: 2^63-1.
@@ -107,4 +108,48 @@ end
 -- not fail after that, and waiters re-check on their own.
 local function publish(cmd, channel, msg)
   redis.pcall(cmd, channel, msg)
+end
+
+-- hand_on: pass on the lock of KEYS (the keys of a name, as acquire.lua takes them) whose last
+-- hold just ended: to the first live waiter of the fair queue, which then holds it (fresh fence,
+-- hold count 1, its ticket as the latest acquisition, lease = its grant lease) and is told by
+-- the message "<ticket> <fence>" on its process's inbox channel; or, with no live waiter (or no
+-- fencing token left to issue, which the waiter's own attempt then reports), the lock is freed
+-- and "*" wakes every waiter. pub is the publish command, retention the fence retention in ms.
+-- Waiters whose heartbeat lapsed are taken off the head on the way (at most 64).
+-- A hand-off is ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH.
+local function hand_on(pub, retention)
+  local t = false
+  for _ = 1, 64 do
+    local popped = redis.call('ZPOPMIN', KEYS[3])
+    local head = popped[1]
+    if not head then
+      break
+    end
+    local rec = redis.call('HGET', KEYS[5], head)
+    redis.call('HDEL', KEYS[5], head)
+    local deadline, _, grant_lease, inbox, owner = parse_waiter(rec)
+    if deadline then
+      t = t or redis.call('TIME')
+      if tonumber(deadline) > now_ms(t) then
+        -- Hand over: the head holds the lock now, without another round trip.
+        local fs = issue_fence(KEYS[2], retention, t)
+        if not fs then
+          -- No token left to issue: keep the head queued and free the lock.
+          redis.call('ZADD', KEYS[3], popped[2], head)
+          redis.call('HSET', KEYS[5], head, rec)
+          break
+        end
+        redis.call('SET', KEYS[1], lock_string(1, 'w', fs, head, owner), 'PX', grant_lease)
+        if inbox == '-' then
+          publish(pub, KEYS[4], head .. ' ' .. fs)
+        else
+          publish(pub, KEYS[4] .. ':' .. inbox, head .. ' ' .. fs)
+        end
+        return
+      end
+    end
+  end
+  redis.call('DEL', KEYS[1])
+  publish(pub, KEYS[4], '*')
 end

@@ -37,38 +37,5 @@ if w == '' then
   return 0
 end
 
--- Take waiters off the head of the queue until a live one (bounded).
-local t = false
-for _ = 1, 64 do
-  local popped = redis.call('ZPOPMIN', KEYS[3])
-  local head = popped[1]
-  if not head then
-    break
-  end
-  local rec = redis.call('HGET', KEYS[5], head)
-  redis.call('HDEL', KEYS[5], head)
-  local deadline, _, grant_lease, inbox, owner = parse_waiter(rec)
-  if deadline then
-    t = t or redis.call('TIME')
-    if tonumber(deadline) > now_ms(t) then
-      -- Hand over: the head holds the lock now, without another round trip.
-      local fs = issue_fence(KEYS[2], ARGV[4], t)
-      if not fs then
-        -- No token left to issue: keep the head queued and free the lock.
-        redis.call('ZADD', KEYS[3], popped[2], head)
-        redis.call('HSET', KEYS[5], head, rec)
-        break
-      end
-      redis.call('SET', KEYS[1], lock_string(1, 'w', fs, head, owner), 'PX', grant_lease)
-      if inbox == '-' then
-        publish(ARGV[3], KEYS[4], head .. ' ' .. fs)
-      else
-        publish(ARGV[3], KEYS[4] .. ':' .. inbox, head .. ' ' .. fs)
-      end
-      return 0
-    end
-  end
-end
-redis.call('DEL', KEYS[1])
-publish(ARGV[3], KEYS[4], '*')
+hand_on(ARGV[3], ARGV[4])
 return 0
