@@ -202,15 +202,16 @@ const (
 	// EventLost: a holding ended without being released; Cause says why
 	// and Err is the cause as the Locker saw it. On the renewer's
 	// goroutine (after EventRenewalFailed), a timer's (LossExpired), the
-	// Extend caller's (LossNotHeld), Locker.Close's (LossClosed) or an
-	// acquiring caller's (LossSuperseded).
+	// Extend caller's (LossNotHeld), Locker.Close's (LossClosed), the
+	// ForceRelease caller's (LossRevoked) or an acquiring caller's
+	// (LossSuperseded).
 	EventLost
 	// EventRenewed: a renewal of an auto-renewed lease was confirmed.
 	// Renewer's goroutine.
 	EventRenewed
 	// EventRenewalFailed: renewal gave up on a holding (the store no
-	// longer names the owner, or no renewal could be confirmed before the
-	// lease deadline); EventLost follows. Err is the renewer's error. The
+	// longer names the owner or reports it revoked, or no renewal could be
+	// confirmed before the lease deadline); EventLost follows. Err is the renewer's error. The
 	// renewer retries failed requests on its own before that; those
 	// retries are not reported. Renewer's goroutine.
 	EventRenewalFailed
@@ -259,6 +260,7 @@ const (
 	LossDeadline                    // "deadline": no renewal could be confirmed before the lease deadline (store unreachable)
 	LossSuperseded                  // "superseded": the store reports a new holding of this owner (the old one lapsed)
 	LossClosed                      // "closed": the Locker (or its renewer) was closed
+	LossRevoked                     // "revoked": an operator forced it out ([Locker.ForceRelease], [ErrRevoked])
 )
 
 func (c LossCause) String() string {
@@ -273,6 +275,8 @@ func (c LossCause) String() string {
 		return "superseded"
 	case LossClosed:
 		return "closed"
+	case LossRevoked:
+		return "revoked"
 	}
 	return "other"
 }
@@ -284,6 +288,8 @@ var (
 
 func lossCause(err error) LossCause {
 	switch {
+	case errors.Is(err, ErrRevoked):
+		return LossRevoked
 	case errors.Is(err, ErrClosed), errors.Is(err, renewer.ErrClosed):
 		return LossClosed
 	case errors.Is(err, errLeaseExpired):

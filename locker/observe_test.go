@@ -79,6 +79,18 @@ func (r *recorder) add(line string) {
 	r.lines = append(r.lines, line)
 }
 
+func (r *recorder) allEvents() []locker.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]locker.Event(nil), r.events...)
+}
+
+func (r *recorder) allResults() []locker.OpResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]locker.OpResult(nil), r.results...)
+}
+
 // take returns the lines recorded since the last take.
 func (r *recorder) take() []string {
 	r.mu.Lock()
@@ -154,7 +166,7 @@ func TestObserverSeesOperationsAndHoldingsInOrder(t *testing.T) {
 	assert.Empty(t, rec.take())
 
 	// Every result carries the Locker's mode and a latency.
-	for _, r := range rec.results {
+	for _, r := range rec.allResults() {
 		assert.Equal(t, locker.Barging, r.Mode)
 		assert.Positive(t, r.Latency, "%v", r.Op)
 	}
@@ -191,7 +203,7 @@ func TestObserverOutcomes(t *testing.T) {
 		"start lock b", "end lock b canceled pos=0 waited",
 	}, lines)
 	var wait time.Duration
-	for _, r := range rec.results {
+	for _, r := range rec.allResults() {
 		wait = max(wait, r.Wait)
 	}
 	assert.Positive(t, wait)
@@ -259,6 +271,12 @@ func TestObserverSeesLossesByCause(t *testing.T) {
 		assert.Equal(t, "renewed r", line)
 	}
 
+	// A force release through the same Locker.
+	_, err = l.TryLock(ctx, "v", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.ForceRelease(ctx, "v"))
+	assert.Equal(t, []string{"start trylock v", "held v", "end trylock v ok fenced", "lost v revoked"}, rec.take())
+
 	// Close loses what is still held.
 	_, err = l.TryLock(ctx, "c", time.Minute)
 	require.NoError(t, err)
@@ -266,7 +284,7 @@ func TestObserverSeesLossesByCause(t *testing.T) {
 	assert.Equal(t, []string{"start trylock c", "held c", "end trylock c ok fenced", "lost c closed"}, rec.take())
 
 	// Every loss event carries the fence and the cause as an error.
-	for _, e := range rec.events {
+	for _, e := range rec.allEvents() {
 		if e.Kind == locker.EventLost {
 			assert.NotZero(t, e.Fence)
 			assert.Error(t, e.Err)
@@ -338,7 +356,7 @@ func TestObserverSeesStoreErrors(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, ends, "%q", lines)
-	for _, e := range rec.events {
+	for _, e := range rec.allEvents() {
 		if e.Kind == locker.EventStoreError {
 			assert.ErrorIs(t, e.Err, memory.ErrKilled)
 		}

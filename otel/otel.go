@@ -14,7 +14,7 @@
 //	disgo.acquire.wait      histogram, s       outcome, mode   time spent waiting for the lock (0: no wait)
 //	disgo.holds.active      up-down counter                    holdings now held through the Locker
 //	disgo.renewals          counter            outcome         confirmed renewals (ok), renewals given up (failed)
-//	disgo.losses            counter            cause           holdings lost: expired, not_held, deadline, superseded, closed, other
+//	disgo.losses            counter            cause           holdings lost: expired, not_held, deadline, superseded, revoked, closed, other
 //	disgo.handoffs          counter                            locks taken by a direct grant of the store
 //	disgo.store.errors      counter            op              failed store calls: acquire, release, extend, leave, subscribe
 //
@@ -109,7 +109,7 @@ type Observer struct {
 
 const (
 	nOutcomes = int(locker.OutcomeStoreError) + 1
-	nCauses   = int(locker.LossClosed) + 1
+	nCauses   = int(locker.LossRevoked) + 1
 )
 
 var _ locker.Observer = (*Observer)(nil)

@@ -392,13 +392,21 @@ func TestLoss(t *testing.T) {
 	require.NoError(t, err)
 	waitDone(t, fixed, "the expiry of f")
 	waitLosses(t, h, 2)
+	// An operator forces a renewed lock out: its next renewal learns of it.
+	revoked, err := l.LockWithRenewal(ctx, "v", 0)
+	require.NoError(t, err)
+	op := h.locker(t, store.Client(), locker.Options[string]{Mode: locker.Barging})
+	require.NoError(t, op.ForceRelease(ctx, "v"))
+	waitDone(t, revoked, "the revocation of v")
+	require.ErrorIs(t, revoked.Err(), locker.ErrRevoked)
+	waitLosses(t, h, 3)
 	open, err := l.TryLock(ctx, "c", time.Minute)
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
 	waitDone(t, open, "the loss of c at Close")
 
 	ms := h.metrics(t)
-	assert.Equal(t, map[string]int64{"cause=not_held": 1, "cause=expired": 1, "cause=closed": 1}, points(ms[disgootel.MetricLosses]))
-	assert.Equal(t, int64(1), points(ms[disgootel.MetricRenewals])["outcome=failed"])
+	assert.Equal(t, map[string]int64{"cause=not_held": 1, "cause=expired": 1, "cause=revoked": 1, "cause=closed": 1}, points(ms[disgootel.MetricLosses]))
+	assert.Equal(t, int64(2), points(ms[disgootel.MetricRenewals])["outcome=failed"])
 	assert.Equal(t, map[string]int64{"": 0}, points(ms[disgootel.MetricHoldsActive]))
 }
