@@ -2,7 +2,6 @@ package conformance_test
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"os"
 	"os/exec"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"github.com/disgolock/disgo/backend/memory"
 	"github.com/disgolock/disgo/conformance"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // breakEnv names the breakage a re-executed test binary runs the suite on.

@@ -2,10 +2,10 @@ package conformance
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Harness describes one store under test. All clients it makes share one

@@ -3,13 +3,13 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // arrival is the outcome of the i-th waiter of a fairness test.

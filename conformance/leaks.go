@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // workout drives every kind of call on one name in each mode the backend

@@ -3,13 +3,13 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // clockSlack is the most a store's lease may seem to end earlier than

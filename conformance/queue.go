@@ -3,7 +3,6 @@ package conformance
 import (
 	"context"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // join starts waiter i on l, a Locker on client c: Lock(ctx, key,

@@ -2,13 +2,13 @@ package conformance
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // heldAcrossLeases: an auto-renewed lock stays held over many lease

@@ -3,8 +3,9 @@ package locker
 import (
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Sentinel errors. Match them with errors.Is; the facade wraps each exactly

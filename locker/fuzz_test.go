@@ -3,12 +3,12 @@ package locker_test
 import (
 	"context"
 	"errors"
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // unescape inverts the escaping of Options.Namespace: "%25" is '%' and

@@ -2,10 +2,11 @@ package locker
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // maxCleanupHorizon caps how long the janitor keeps retrying one clean-up

@@ -3,7 +3,6 @@ package locker_test
 import (
 	"context"
 	"errors"
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/internal/lockermock"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"math"
 	"strings"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/disgolock/disgo/backend/memory"
 	"github.com/disgolock/disgo/fairqueue"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // patience bounds what should happen promptly; generous for a loaded machine.

@@ -2,9 +2,10 @@ package locker
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"log/slog"
 	"time"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // cleanupTimeout bounds the store calls made at once while giving up

@@ -3,9 +3,9 @@ package renewer_test
 import (
 	"context"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
+	"github.com/disgolock/disgo/locker/driver"
 	"github.com/disgolock/disgo/renewer"
 )
 

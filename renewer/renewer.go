@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"sync"
 	"time"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Defaults of [Options].

@@ -42,7 +42,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"strconv"
 	"time"
 
@@ -51,6 +50,7 @@ import (
 	"github.com/disgolock/disgo/internal/notifyhub"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Options configures a [Store]. The zero value is the default.

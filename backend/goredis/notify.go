@@ -3,7 +3,6 @@ package goredis
 import (
 	"context"
 	"errors"
-	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"sync"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/disgolock/disgo/internal/notifyhub"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 const (

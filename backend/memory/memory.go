@@ -53,7 +53,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"math"
 	"strconv"
 	"strings"
@@ -61,6 +60,7 @@ import (
 	"time"
 
 	"github.com/disgolock/disgo/fairqueue"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 var (

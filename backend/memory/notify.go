@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+
 	"github.com/disgolock/disgo/locker/driver"
 )
 

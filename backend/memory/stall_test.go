@@ -2,12 +2,13 @@ package memory
 
 import (
 	"context"
-	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // heldCount returns how many calls and messages c holds back.

@@ -3,7 +3,6 @@ package rueidisbackend_test
 import (
 	"context"
 	"errors"
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/tcpproxy"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // TestConformance runs the conformance suite on one redis-server. Every

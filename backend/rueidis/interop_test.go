@@ -1,7 +1,6 @@
 package rueidisbackend_test
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // TestInterop checks on one redis-server that the two Redis adapters share

@@ -3,7 +3,6 @@ package rueidisbackend
 import (
 	"context"
 	"errors"
-	"github.com/disgolock/disgo/locker/driver"
 	"maps"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/disgolock/disgo/internal/notifyhub"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 const (

@@ -55,7 +55,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -63,6 +62,7 @@ import (
 	"github.com/disgolock/disgo/internal/notifyhub"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // Options configures a [Store]. The zero value is the default.

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"os"
 	"sync"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/disgolock/disgo/backend/goredis"
 	"github.com/disgolock/disgo/backend/memory"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func main() {

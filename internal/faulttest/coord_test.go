@@ -20,7 +20,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/disgolock/disgo/backend/goredis"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/locker"
 )
 
 // patience bounds every wait of the coordinator for something that must
@@ -101,6 +103,26 @@ func (e *env) cleanup() {
 		}
 	}
 	_ = e.admin.Close()
+}
+
+// forceRelease frees the lock of name whoever holds it, as an operator
+// would, through a Locker of the coordinator's own on the admin client.
+func (e *env) forceRelease(ctx context.Context, name string) error {
+	s, err := goredis.New(e.admin, goredis.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	mode := locker.Fair
+	if !e.fair() {
+		mode = locker.Barging
+	}
+	l, err := locker.New(s, locker.Options[string]{Mode: mode})
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return l.ForceRelease(ctx, name)
 }
 
 // config returns the default worker configuration of this env.

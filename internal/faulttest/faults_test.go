@@ -40,6 +40,7 @@ var scenarios = []scenario{
 	{name: "ClientPause", run: clientPause},
 	{name: "LossyProxy", run: lossyProxy},
 	{name: "History", run: historyWorkload},
+	{name: "ForceReleaseOfStoppedHolder", run: forceReleaseOfStoppedHolder},
 }
 
 // TestFaults runs every scenario on both adapters, in fair mode and, where
@@ -141,6 +142,77 @@ func holderStoppedPastLease(e *env, renewed bool) {
 	}
 	wantOK(t, "the new holder's release", w.release(wr.Handle).must(t, patience))
 	e.checkHistory()
+}
+
+// forceReleaseOfStoppedHolder: an operator force-releases the lock of a
+// holder that is stopped (SIGSTOP) well inside its renewed lease. The
+// waiter gets the lock at once, not when the lease would have ended, with
+// a greater fence; the fenced resource then refuses the stopped holder's
+// old fence; on SIGCONT the holder's next renewal reports the loss as
+// revoked, and its Release changes nothing. (No linearizability check:
+// the operator cuts a live holding short by design, so the stopped
+// holder's hold, as it saw it, overlaps the next one; the fence is what
+// keeps the resource safe, checked here.)
+func forceReleaseOfStoppedHolder(e *env) {
+	t := e.t
+	const lease = 3 * time.Second
+	cfg := e.config("h")
+	cfg.RenewLease = lease
+	h, w := e.spawn(cfg), e.spawn(e.config("w"))
+	name := "lk"
+	hr := h.lock(name, 0, 0).must(t, patience)
+	wantOK(t, "the holder's lock", hr)
+	wc := w.lock(name, 10*time.Second, 5*time.Second)
+	e.waitQueued(name, 1)
+	if ev := h.write(hr.Handle).must(t, patience); !ev.Accepted {
+		t.Fatalf("the fenced resource rejected the holder's write while it held the lock: %+v", ev)
+	}
+	hold, _ := h.hold(hr.Handle)
+	tStop := h.stop()
+
+	ctx, cancel := e.ctx()
+	tForce := mono()
+	err := e.forceRelease(ctx, name)
+	cancel()
+	if err != nil {
+		h.cont()
+		t.Fatalf("ForceRelease: %v", err)
+	}
+	e.note("force release of %s", name)
+	wr := wc.must(t, patience)
+	wantOK(t, "the waiter's lock", wr)
+	t.Logf("force release of a holder stopped with %s of lease left: the waiter acquired %s after it",
+		ms(hold.deadline-tStop), ms(wr.T-tForce))
+	if wr.T >= hold.deadline {
+		t.Errorf("the waiter acquired only %s after the stopped holder's lease deadline: the force release did not pass the lock on", ms(wr.T-hold.deadline))
+	}
+	if wr.Fence <= hr.Fence {
+		t.Errorf("the next holder's fence %d is not greater than the force-released holder's %d", wr.Fence, hr.Fence)
+	}
+	if ev := w.write(wr.Handle).must(t, patience); !ev.Accepted {
+		t.Errorf("the fenced resource rejected the new holder's write (fence %d)", wr.Fence)
+	}
+
+	tCont := h.cont()
+	if ev := h.write(hr.Handle).must(t, patience); ev.Accepted || !ev.OK {
+		t.Errorf("the fenced resource accepted the force-released holder's write with its old fence %d: %+v", hr.Fence, ev)
+	}
+	hd, done := h.waitDone(hr.Handle, lease+margin)
+	switch {
+	case !done:
+		t.Errorf("the force-released holder's Done did not close within %v of SIGCONT", lease+margin)
+	case !has(hd.doneKind, kindLost) || !has(hd.doneKind, kindRevoked):
+		t.Errorf("the force-released holder's Done closed with %v (%s), want ErrLost and ErrRevoked", hd.doneKind, hd.doneErr)
+	default:
+		t.Logf("revocation told to the resumed holder %s after SIGCONT: %s", ms(hd.doneAt-tCont), hd.doneErr)
+	}
+	if ev := h.release(hr.Handle).must(t, patience); !has(ev.Kinds, kindNotHeld) {
+		t.Errorf("the force-released holder's Release returned %v %s, want ErrNotHeld", ev.Kinds, ev.Err)
+	}
+	if rec, ok, err := e.record(name); err != nil || !ok || rec.Owner != wr.Owner {
+		t.Errorf("the store names %+v (ok %v, err %v), want the new holder %s", rec, ok, err, wr.Owner)
+	}
+	wantOK(t, "the new holder's release", w.release(wr.Handle).must(t, patience))
 }
 
 // fairWaiterStoppedPastGrant is bug 1: H holds, W2 waits (fair), W3 waits

@@ -81,6 +81,7 @@ const (
 	kindNotObtained = "notobtained"
 	kindNotHeld     = "notheld"
 	kindLost        = "lost"
+	kindRevoked     = "revoked"
 	kindReleased    = "released"
 	kindBackend     = "backend"
 	kindClosed      = "closed"
@@ -104,6 +105,7 @@ func classify(err error) []string {
 		{kindNotObtained, locker.ErrNotObtained},
 		{kindNotHeld, locker.ErrNotHeld},
 		{kindLost, locker.ErrLost},
+		{kindRevoked, locker.ErrRevoked},
 		{kindReleased, locker.ErrReleased},
 		{kindBackend, locker.ErrBackend},
 		{kindClosed, locker.ErrClosed},

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"net"
 	"os"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/disgolock/disgo/backend/goredis"
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // workerProc is the state of a worker process (see runWorker).

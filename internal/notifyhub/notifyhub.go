@@ -24,12 +24,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // ErrClosed is returned by Subscribe on a closed Hub, and by a Subscribe

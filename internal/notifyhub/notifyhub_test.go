@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -1,13 +1,13 @@
 package rediscore
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // FuzzParseAcquire: any reply decodes to a result or an error, never to a

@@ -1,13 +1,14 @@
 package rediscore
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // hashTag returns what Redis Cluster hashes for key: the part between the

@@ -3,12 +3,13 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // notifyTests are the tests of the subscriptions.

@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // safetyTests are the tests of what the scripts must never do: fail after

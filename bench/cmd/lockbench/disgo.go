@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/disgolock/disgo/locker/driver"
 	"io"
 
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // disgoInst is one disgo Locker with the store and client it runs on.

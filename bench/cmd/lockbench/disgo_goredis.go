@@ -1,10 +1,10 @@
 package main
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"io"
 
 	"github.com/disgolock/disgo/backend/goredis"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func init() {

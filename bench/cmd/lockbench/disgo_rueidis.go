@@ -1,12 +1,12 @@
 package main
 
 import (
-	"github.com/disgolock/disgo/locker/driver"
 	"io"
 
 	"github.com/redis/rueidis"
 
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 func init() {
