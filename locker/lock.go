@@ -2,6 +2,7 @@ package locker
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -228,7 +229,8 @@ func (h *Lock[T]) release(ctx context.Context) error {
 // Extend sets the remaining lease to lease (from [MinLease] to [MaxLease]),
 // for locks taken with a fixed lease that need more time. It fails with
 // [ErrNotHeld] when the owner no longer holds the lock, which also ends the
-// handle, or when the handle was released, is nil or is the zero Lock. An
+// handle (the error also matches [ErrRevoked] when a force release ended
+// the holding), or when the handle was released, is nil or is the zero Lock. An
 // already-done ctx fails with its error and changes nothing.
 func (h *Lock[T]) Extend(ctx context.Context, lease time.Duration) error {
 	const op = "extend"
@@ -270,6 +272,10 @@ func (h *Lock[T]) extend(ctx context.Context, lease time.Duration) error {
 	defer cancel()
 	held, err := l.backend.Extend(rctx, h.name, h.owner, lease)
 	switch {
+	case errors.Is(err, ErrRevoked):
+		// Not a store failure: an operator forced the holding out.
+		l.lose(h.h, err)
+		return &Error{Op: op, Name: h.name, Err: withCause(ErrNotHeld, err)}
 	case err != nil:
 		storeError(l.obs, ctx, h.name, "extend", err)
 		return &Error{Op: op, Name: h.name, Err: failure(ctx, err)}
