@@ -78,4 +78,3 @@ func TestExtendAfterAForceReleaseSaysRevoked(t *testing.T) {
 	<-h.Done()
 	require.ErrorIs(t, h.Err(), locker.ErrRevoked)
 }
-
