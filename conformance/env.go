@@ -25,7 +25,7 @@ const (
 	// shortLease is the fixed lease of holdings meant to expire.
 	shortLease = 300 * time.Millisecond
 	// renewLease is Options.RenewLease of the renewal tests.
-	renewLease = 600 * time.Millisecond
+	renewLease = time.Second
 	// stagger separates waiters when the backend cannot show that one is waiting.
 	stagger = 250 * time.Millisecond
 	// budget bounds the context of every store call of a subtest.

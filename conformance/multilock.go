@@ -34,7 +34,7 @@ func multiAllOrNothing(e *env) {
 
 	hb := e.tryLock(lb, "multi-b", longLease)
 	_, err = within(e.t, patience, "LockAll", func() acqAll {
-		m, err := la.LockAll(e.ctx, set, 50*time.Millisecond, longLease)
+		m, err := la.LockAll(e.ctx, set, 300*time.Millisecond, longLease)
 		return acqAll{m, err}
 	}).get()
 	requireNotObtained(e.t, err)

@@ -64,3 +64,17 @@ func TestForceReleaseRefusesWhatItCannotDo(t *testing.T) {
 	require.NoError(t, l.Close())
 	require.ErrorIs(t, l.ForceRelease(ctx, "k"), locker.ErrClosed)
 }
+
+func TestExtendAfterAForceReleaseSaysRevoked(t *testing.T) {
+	ctx := context.Background()
+	_, a, b := doLockers(t, locker.Options[string]{})
+	h, err := a.TryLock(ctx, "k", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, b.ForceRelease(ctx, "k"))
+	err = h.Extend(ctx, time.Minute)
+	require.ErrorIs(t, err, locker.ErrNotHeld)
+	require.ErrorIs(t, err, locker.ErrRevoked)
+	require.NotErrorIs(t, err, locker.ErrBackend, "a revoked holding is not a store failure")
+	<-h.Done()
+	require.ErrorIs(t, h.Err(), locker.ErrRevoked)
+}

@@ -2,6 +2,7 @@ package locker
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -32,6 +33,7 @@ type janitor struct {
 	backend driver.Backend
 	timeout time.Duration   // per request
 	ctx     context.Context // cancelled by Locker.Close
+	log     *slog.Logger    // Options.Logger; nil: nothing is logged
 
 	mu      sync.Mutex
 	pending []pendingCleanup
@@ -86,12 +88,15 @@ func (j *janitor) run() {
 		var left []pendingCleanup
 		for _, p := range work {
 			if time.Now().After(p.until) {
+				j.info("disgo: background clean-up abandoned: the store's timeouts have ended what it would remove", p.a.req.Name)
 				continue // the store's timeouts have ended it
 			}
 			ctx, cancel := context.WithTimeout(j.ctx, j.timeout)
 			done := p.a.cleanup(ctx)
 			cancel()
-			if !done && j.ctx.Err() == nil {
+			if done {
+				j.info("disgo: background clean-up done", p.a.req.Name)
+			} else if j.ctx.Err() == nil {
 				left = append(left, p)
 			}
 		}
@@ -109,6 +114,12 @@ func (j *janitor) run() {
 		}
 		timer.Reset(backoff)
 		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (j *janitor) info(msg, name string) {
+	if j.log != nil {
+		j.log.LogAttrs(context.Background(), slog.LevelInfo, msg, slog.String("lock", name))
 	}
 }
 

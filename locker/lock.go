@@ -2,6 +2,7 @@ package locker
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -172,14 +173,31 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 	h.st.released = true
 	h.st.end(ErrReleased)
 	var stop func()
-	if !h.h.remove(&h.st) && !h.h.gone {
+	ended := !h.h.remove(&h.st) && !h.h.gone
+	if ended {
 		stop = l.forget(h.h)
 	}
 	l.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
+	if l.obs == nil {
+		return h.release(ctx)
+	}
+	t0 := time.Now()
+	ctx = l.opStart(ctx, OpRelease, h.name)
+	err := h.release(ctx)
+	if ended {
+		l.obs.Event(Event{Kind: EventReleased, Name: h.name, Fence: h.fence})
+	}
+	l.opEnd(ctx, OpRelease, h.name, t0, h.fence, err)
+	return err
+}
 
+// release is Release's store call.
+func (h *Lock[T]) release(ctx context.Context) error {
+	const op = "release"
+	l := h.l
 	detached := ctx.Err() != nil
 	var (
 		rctx   context.Context
@@ -192,6 +210,11 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 	}
 	defer cancel()
 	held, _, err := l.backend.Release(rctx, h.name, h.owner, "")
+	if err != nil && detached {
+		cleanupError(l.obs, rctx, h.name, "release", err)
+	} else if err != nil {
+		storeError(l.obs, ctx, h.name, "release", err)
+	}
 	switch {
 	case err != nil && detached:
 		return &Error{Op: op, Name: h.name, Err: backendError(err)}
@@ -206,7 +229,8 @@ func (h *Lock[T]) Release(ctx context.Context) error {
 // Extend sets the remaining lease to lease (from [MinLease] to [MaxLease]),
 // for locks taken with a fixed lease that need more time. It fails with
 // [ErrNotHeld] when the owner no longer holds the lock, which also ends the
-// handle, or when the handle was released, is nil or is the zero Lock. An
+// handle (the error also matches [ErrRevoked] when a force release ended
+// the holding), or when the handle was released, is nil or is the zero Lock. An
 // already-done ctx fails with its error and changes nothing.
 func (h *Lock[T]) Extend(ctx context.Context, lease time.Duration) error {
 	const op = "extend"
@@ -229,12 +253,31 @@ func (h *Lock[T]) Extend(ctx context.Context, lease time.Duration) error {
 	if released {
 		return &Error{Op: op, Name: h.name, Err: ErrNotHeld}
 	}
+	if l.obs == nil {
+		return h.extend(ctx, lease)
+	}
+	t0 := time.Now()
+	ctx = l.opStart(ctx, OpExtend, h.name)
+	err := h.extend(ctx, lease)
+	l.opEnd(ctx, OpExtend, h.name, t0, h.fence, err)
+	return err
+}
+
+// extend is Extend's store call.
+func (h *Lock[T]) extend(ctx context.Context, lease time.Duration) error {
+	const op = "extend"
+	l := h.l
 	start := time.Now()
 	rctx, cancel := bounded(ctx, start, l.cfg.RequestTimeout)
 	defer cancel()
 	held, err := l.backend.Extend(rctx, h.name, h.owner, lease)
 	switch {
+	case errors.Is(err, ErrRevoked):
+		// Not a store failure: an operator forced the holding out.
+		l.lose(h.h, err)
+		return &Error{Op: op, Name: h.name, Err: withCause(ErrNotHeld, err)}
 	case err != nil:
+		storeError(l.obs, ctx, h.name, "extend", err)
 		return &Error{Op: op, Name: h.name, Err: failure(ctx, err)}
 	case !held:
 		l.lose(h.h, errNotHeldByStore)

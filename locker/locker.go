@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker/driver"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,9 @@ type Locker[T any] struct {
 	closing context.Context // cancelled by Close: ends every wait
 	shut    context.CancelFunc
 	janitor janitor // give-up clean-ups the store could not take at once
+
+	obs Observer     // Options.Observer; nil: nothing is observed
+	log *slog.Logger // Options.Logger; nil: nothing is logged
 }
 
 type holdKey struct{ name, owner string }
@@ -109,8 +113,10 @@ func New[T any](b driver.Backend, opts Options[T]) (*Locker[T], error) {
 		return nil, wrap(err)
 	}
 	l := &Locker[T]{cfg: cfg, backend: b, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold)}
+	l.obs, l.log = cfg.Observer, cfg.Logger
 	l.closing, l.shut = context.WithCancel(context.Background())
 	l.janitor.init(b, cfg.RequestTimeout, l.closing)
+	l.janitor.log = cfg.Logger
 	if cfg.Mode == Fair {
 		if l.queue == nil {
 			q, ok := b.(driver.Queue)
@@ -289,18 +295,29 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	a := attempt{
 		backend: l.backend, queue: l.queue, timeout: l.cfg.RequestTimeout,
 		req:   driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease},
-		renew: renew, lease: lease,
+		renew: renew, lease: lease, obs: l.obs, position: -1,
 	}
 	if wait > 0 {
 		a.waiterTTL = l.cfg.policy.TTL()
 	}
-	start, res, err := l.wait(ctx, &a, wait)
-	if err != nil {
-		return nil, &Error{Op: op, Name: name, Err: err}
+	var t0 time.Time
+	if l.obs != nil {
+		t0 = time.Now()
+		ctx = l.opStart(ctx, opOf(op, renew), name)
 	}
-	h, err := l.register(key, a.req, start, a.lease, res, renew)
+	start, res, err := l.wait(ctx, &a, wait)
+	var h *Lock[T]
+	if err == nil {
+		h, err = l.register(key, a.req, start, a.lease, res, renew)
+	}
 	if err != nil {
-		return nil, &Error{Op: op, Name: name, Err: err}
+		err = &Error{Op: op, Name: name, Err: err}
+	}
+	if l.obs != nil {
+		l.acquireEnd(ctx, opOf(op, renew), t0, &a, wait, h, err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return h, nil
 }
@@ -352,13 +369,16 @@ func (l *Locker[T]) register(key T, req driver.AcquireRequest, start time.Time, 
 	l.mu.Unlock()
 
 	if stale != nil {
-		l.lose(stale, errors.New("the store reports a new holding of this owner"))
+		l.lose(stale, errSuperseded)
+	}
+	if l.obs != nil && h == &hl.h {
+		l.obs.Event(Event{Kind: EventHeld, Name: req.Name, Fence: res.Fence})
 	}
 	if startRenew {
 		stop := l.renew.Keep(driver.Hold{
 			Name: req.Name, Owner: req.Owner, Lease: req.Lease, Deadline: hd,
 			OnRenewed: func(d time.Time) { l.renewed(h, d) },
-			OnLost:    func(cause error) { l.lose(h, cause) },
+			OnLost:    func(cause error) { l.loseBy(h, cause, true) },
 		})
 		l.mu.Lock()
 		if h.gone {
@@ -385,21 +405,29 @@ func (l *Locker[T]) expire(h *hold) {
 	late := h.gone || h.stop != nil || time.Now().Before(h.deadline)
 	l.mu.Unlock()
 	if !late {
-		l.lose(h, errors.New("lease expired"))
+		l.lose(h, errLeaseExpired)
 	}
 }
 
 func (l *Locker[T]) renewed(h *hold, d time.Time) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !h.gone && d.After(h.deadline) {
+	gone := h.gone
+	if !gone && d.After(h.deadline) {
 		h.deadline = d
+	}
+	l.mu.Unlock()
+	if l.obs != nil && !gone {
+		l.obs.Event(Event{Kind: EventRenewed, Name: h.key.name, Fence: h.fence})
 	}
 }
 
 // lose ends a holding: every live handle's Done closes with ErrLost
 // wrapping cause, renewal stops, and the holding is forgotten.
-func (l *Locker[T]) lose(h *hold, cause error) {
+func (l *Locker[T]) lose(h *hold, cause error) { l.loseBy(h, cause, false) }
+
+// loseBy is lose, told whether the renewer gave up (byRenewal), for the
+// Observer and the Logger.
+func (l *Locker[T]) loseBy(h *hold, cause error, byRenewal bool) {
 	l.mu.Lock()
 	if h.gone {
 		l.mu.Unlock()
@@ -410,6 +438,9 @@ func (l *Locker[T]) lose(h *hold, cause error) {
 	l.mu.Unlock()
 	if stop != nil {
 		stop()
+	}
+	if l.obs != nil || l.log != nil {
+		l.lost(h, cause, byRenewal)
 	}
 }
 

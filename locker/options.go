@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker/driver"
+	"log/slog"
 	"reflect"
 	"strings"
 	"time"
@@ -110,6 +111,17 @@ type Options[T any] struct {
 	// RequestTimeout bounds each store call, so that an unreachable store
 	// fails an operation instead of hanging it. Default: 5s.
 	RequestTimeout time.Duration
+
+	// Observer, if set, is told of every operation and background event
+	// (see [Observer]; package github.com/disgolock/disgo/otel makes one
+	// for OpenTelemetry). Default: none, which costs nothing.
+	Observer Observer
+
+	// Logger, if set, receives the background events nobody is waiting
+	// for: renewal failures and losses (Warn; Debug for the losses Close
+	// causes), and give-up clean-ups left to background retries (Warn)
+	// and how they ended (Info). Default: nil, which logs nothing.
+	Logger *slog.Logger
 }
 
 type config[T any] struct {

@@ -2,6 +2,7 @@ package locker
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/disgolock/disgo/locker/driver"
@@ -35,6 +36,11 @@ type attempt struct {
 	missed    time.Time     // start of the latest attempt the store answered "not acquired"
 	seen      int64         // the newest fencing token a "not acquired" answer reported
 	lease     time.Duration // the lease the store set, as far as the caller knows
+
+	obs      Observer  // Options.Observer, told of store errors; may be nil
+	position int       // the queue place the latest "not acquired" answer reported; -1: none
+	waitFrom time.Time // start of the first attempt that did not acquire
+	granted  bool      // a direct grant gave the ticket the lock
 }
 
 // try makes one attempt. The request is bounded by the request timeout and,
@@ -62,12 +68,17 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, drive
 	a.uncertain = err != nil
 	switch {
 	case err != nil:
+		storeError(a.obs, ctx, a.req.Name, "acquire", err)
 	case res.Acquired:
 		a.taken = true
 		a.lease = a.req.Lease
 	default:
 		a.missed = start
 		a.seen = max(a.seen, res.Fence)
+		a.position = res.Position
+	}
+	if !res.Acquired && a.waitFrom.IsZero() {
+		a.waitFrom = start
 	}
 	return start, res, err
 }
@@ -106,7 +117,7 @@ func (a *attempt) grant(fence int64) (start time.Time, res driver.AcquireResult,
 		return start, res, false
 	}
 	a.lease = lease
-	a.taken = true
+	a.taken, a.granted = true, true
 	return a.missed, driver.AcquireResult{Acquired: true, Fence: fence, Count: 1, Position: -1}, true
 }
 
@@ -121,10 +132,14 @@ func (a *attempt) needsCleanup() bool { return a.queued || a.uncertain || a.take
 func (a *attempt) cleanup(ctx context.Context) bool {
 	if a.queued && a.queue != nil {
 		if err := a.queue.Leave(ctx, a.req.Name, a.req.Ticket); err != nil {
+			cleanupError(a.obs, ctx, a.req.Name, "leave", err)
 			return false
 		}
 	}
 	_, _, err := a.backend.Release(ctx, a.req.Name, a.req.Owner, a.req.Ticket)
+	if err != nil {
+		cleanupError(a.obs, ctx, a.req.Name, "release", err)
+	}
 	return err == nil
 }
 
@@ -140,6 +155,10 @@ func (l *Locker[T]) giveUp(a *attempt) {
 	cancel()
 	if !done {
 		l.janitor.add(*a, time.Now().Add(cleanupHorizon(a)))
+		if l.log != nil {
+			l.log.LogAttrs(context.Background(), slog.LevelWarn, "disgo: clean-up of a call that gave up is left to background retries",
+				slog.String("lock", a.req.Name), slog.Duration("for", cleanupHorizon(a)))
+		}
 	}
 }
 
@@ -249,6 +268,8 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		if serr == nil {
 			sub = s
 			defer sub.Close()
+		} else {
+			storeError(l.obs, wctx, a.req.Name, "subscribe", serr)
 		}
 	}
 	var wake <-chan struct{}
