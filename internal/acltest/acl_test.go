@@ -23,6 +23,7 @@ import (
 	"github.com/disgolock/disgo/conformance"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/tcpproxy"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -105,15 +106,29 @@ func harness(admin *redis.Client, newClient func(t testing.TB) conformance.Clien
 	}
 }
 
+// proxied returns the address of a TCP proxy of its own in front of addr,
+// and the conformance Stall hook that pauses it, as a process pause would
+// stall every connection of a client.
+func proxied(t testing.TB, addr string) (string, func() func()) {
+	p := tcpproxy.Start(t, addr)
+	return p.Addr(), func() func() {
+		p.Pause()
+		var once sync.Once
+		return func() { once.Do(func() { p.ResumeWithGap(2 * time.Millisecond) }) }
+	}
+}
+
 // globEscaper quotes the characters SCAN MATCH treats as a pattern.
 var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
 
 func TestConformanceAsLeastPrivilegedUserGoRedis(t *testing.T) {
 	srv, admin := server(t)
 	conformance.Run(t, harness(admin, func(t testing.TB) conformance.Client {
+		addr, stall := proxied(t, srv.Addr)
 		c := redis.NewClient(&redis.Options{
-			Addr: srv.Addr, Username: user, Password: password,
+			Addr: addr, Username: user, Password: password,
 			ContextTimeoutEnabled: true, DialTimeout: time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, // longer than any stall
 		})
 		s, err := goredis.New(c, goredis.Options{})
 		if err != nil {
@@ -127,15 +142,17 @@ func TestConformanceAsLeastPrivilegedUserGoRedis(t *testing.T) {
 			})
 		}
 		t.Cleanup(closeAll)
-		return conformance.Client{Backend: s, Kill: closeAll, Subscriptions: s.ActiveSubscriptions}
+		return conformance.Client{Backend: s, Kill: closeAll, Stall: stall, Subscriptions: s.ActiveSubscriptions}
 	}))
 }
 
 func TestConformanceAsLeastPrivilegedUserRueidis(t *testing.T) {
 	srv, admin := server(t)
 	conformance.Run(t, harness(admin, func(t testing.TB) conformance.Client {
+		addr, stall := proxied(t, srv.Addr)
 		c, err := rueidis.NewClient(rueidis.ClientOption{
-			InitAddress: []string{srv.Addr}, Username: user, Password: password,
+			InitAddress: []string{addr}, Username: user, Password: password,
+			ConnWriteTimeout: 10 * time.Second, // longer than any stall
 		})
 		if err != nil {
 			t.Fatalf("rueidis.NewClient: %v", err)
@@ -153,6 +170,6 @@ func TestConformanceAsLeastPrivilegedUserRueidis(t *testing.T) {
 			})
 		}
 		t.Cleanup(closeAll)
-		return conformance.Client{Backend: s, Kill: closeAll, Subscriptions: s.ActiveSubscriptions}
+		return conformance.Client{Backend: s, Kill: closeAll, Stall: stall, Subscriptions: s.ActiveSubscriptions}
 	}))
 }
