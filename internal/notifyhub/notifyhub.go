@@ -65,6 +65,7 @@ type Hub struct {
 	mu      sync.Mutex
 	linger  time.Duration
 	entries map[string]*entry // by channel
+	byName  map[string]*entry // the entry of each name's own channel (not its inbox), by lock name
 	outbox  []*op             // operations to write, in order
 	sending bool              // a sender goroutine is draining outbox
 	closed  bool
@@ -73,7 +74,8 @@ type Hub struct {
 // entry is the state of one channel.
 type entry struct {
 	channel string
-	inbox   bool // the inbox channel of a name (see Hub.SetInbox)
+	name    string // the lock name whose channel (or inbox) it is
+	inbox   bool   // the inbox channel of a name (see Hub.SetInbox)
 	subs    map[*subscription]struct{}
 	// sub is the latest subscribe operation while the hub wants the channel
 	// subscribed; nil while it wants it unsubscribed.
@@ -110,7 +112,7 @@ func New(t Transport, channel func(name string) string) *Hub {
 		channel = func(name string) string { return name }
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub{t: t, channel: channel, ctx: ctx, cancel: cancel, entries: make(map[string]*entry), linger: DefaultLinger}
+	return &Hub{t: t, channel: channel, ctx: ctx, cancel: cancel, entries: make(map[string]*entry), byName: make(map[string]*entry), linger: DefaultLinger}
 }
 
 // SetLinger changes how long a store subscription outlives its last
@@ -166,8 +168,11 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (driver.Subscr
 	for i, c := range h.channels(name) {
 		e := h.entries[c]
 		if e == nil {
-			e = &entry{channel: c, inbox: i > 0, subs: make(map[*subscription]struct{})}
+			e = &entry{channel: c, name: name, inbox: i > 0, subs: make(map[*subscription]struct{})}
 			h.entries[c] = e
+			if i == 0 {
+				h.byName[name] = e
+			}
 		}
 		e.add(s)
 		if e.sub == nil || e.sub.err != nil {
@@ -201,6 +206,14 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (driver.Subscr
 // already (by other waiters, or lingering after recent ones), and returns
 // false, holding nothing, otherwise.
 func (h *Hub) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
+	// A name nobody in this process waits on, the usual case of an
+	// uncontended lock, is told by one map lookup, building nothing.
+	h.mu.Lock()
+	e := h.byName[name]
+	h.mu.Unlock()
+	if e == nil {
+		return nil, false
+	}
 	chs := h.channels(name)
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -443,6 +456,9 @@ func (h *Hub) fail(o *op, err error) {
 func (h *Hub) tidy(e *entry) {
 	if len(e.subs) == 0 && e.sub == nil && len(e.pending) == 0 && h.entries[e.channel] == e {
 		delete(h.entries, e.channel)
+		if h.byName[e.name] == e {
+			delete(h.byName, e.name)
+		}
 	}
 }
 

@@ -634,3 +634,46 @@ func TestInboxSubscriptionFailureReleasesBothChannels(t *testing.T) {
 	require.Eventually(t, func() bool { return entryCount(h) == 0 }, patience, time.Millisecond)
 	assert.Zero(t, h.ActiveSubscriptions())
 }
+
+// SubscribeActive on a name nobody in the process waits on (every
+// uncontended lock) builds no channel name and allocates nothing; once the
+// name's entries are tidied away, the same holds again.
+func TestSubscribeActiveMissAllocatesNothing(t *testing.T) {
+	f := newFake()
+	h := New(f, func(name string) string { return "ch:{" + name + "}" })
+	h.SetInbox(func(name string) string { return "ch:{" + name + "}:in" })
+	h.SetLinger(10 * time.Millisecond)
+	defer h.Close()
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, ok := h.SubscribeActive("free", "t"); ok {
+			t.Fatal("SubscribeActive succeeded on a name nobody waits on")
+		}
+	})
+	assert.Zero(t, allocs, "allocations of a SubscribeActive miss")
+
+	r := subscribeAsync(context.Background(), h, "busy", "t1")
+	require.Equal(t, command{true, []string{"ch:{busy}", "ch:{busy}:in"}}, f.next(t))
+	h.Confirmed("ch:{busy}", true)
+	h.Confirmed("ch:{busy}:in", true)
+	res := await(t, r)
+	require.NoError(t, res.err)
+	s2, ok := h.SubscribeActive("busy", "t2")
+	require.True(t, ok, "a name this process waits on is found")
+	s2.Close()
+	res.sub.Close()
+	for unsubscribed := 0; unsubscribed < 2; { // the lingering channels end, in one command or two
+		c := f.next(t)
+		require.False(t, c.subscribe, "an unsubscribe: %v", c)
+		for _, ch := range c.channels {
+			h.Confirmed(ch, false)
+			unsubscribed++
+		}
+	}
+	require.Eventually(t, func() bool { return entryCount(h) == 0 }, patience, time.Millisecond)
+	h.mu.Lock()
+	left := len(h.byName)
+	h.mu.Unlock()
+	assert.Zero(t, left, "the name index is tidied with its entries")
+	_, ok = h.SubscribeActive("busy", "t3")
+	require.False(t, ok)
+}
