@@ -72,14 +72,16 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 		name string
 	}
 	items := make([]item, len(keys))
-	var co callOptions
+	// The first key settles the owner (drawing one if opts name none);
+	// every other key is checked for that owner.
+	owner := opts
 	for i, k := range keys {
-		name, c, err := l.validate(ctx, k, wait, lease, opts)
+		name, co, err := l.validate(ctx, k, wait, lease, owner)
 		if err != nil {
 			return nil, &Error{Op: op, Name: name, Err: err}
 		}
 		if i == 0 {
-			co = c
+			owner = []CallOption{WithOwner(co.owner)}
 		}
 		items[i] = item{k, name}
 	}
@@ -100,7 +102,6 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 	if l.closed.Load() {
 		return nil, &Error{Op: op, Name: items[0].name, Err: ErrClosed}
 	}
-	owner := []CallOption{WithOwner(co.owner)}
 	var deadline time.Time
 	if wait != WaitForever {
 		deadline = time.Now().Add(wait)

@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 			Addr: p.Addr(), ContextTimeoutEnabled: true, DialTimeout: time.Second,
 			ReadTimeout: stalledReadTimeout, WriteTimeout: stalledReadTimeout,
 		})
-		return harnessClient{c, func() func() { return stall(p) }, func() { _ = p.Close() }}
+		return harnessClient{c, func() func() { return tcpproxy.Stall(p) }, func() { _ = p.Close() }}
 	})
 }
 
@@ -46,25 +46,6 @@ type harnessClient struct {
 // longer than any stall of the suite, so that a call held back by a stall
 // is late, not failed (the Lockers' RequestTimeout bounds it anyway).
 const stalledReadTimeout = 10 * time.Second
-
-// stall pauses the proxies, as a process pause would stall every
-// connection of a client at once, and returns the function that resumes
-// them: what they hold is delivered in the order it arrived, with a short
-// gap between connections so that the client's readers see it in that
-// order too.
-func stall(proxies ...*tcpproxy.Proxy) func() {
-	for _, p := range proxies {
-		p.Pause()
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			for _, p := range proxies {
-				p.ResumeWithGap(2 * time.Millisecond)
-			}
-		})
-	}
-}
 
 // runConformance runs the suite with a Store on a new client from
 // newClient for every conformance client. admin lists and wipes keys.

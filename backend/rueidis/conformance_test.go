@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func TestConformance(t *testing.T) {
 	addr := redistest.Start(t).Addr
 	runConformance(t, connect(t, addr), func(t testing.TB) harnessClient {
 		p := tcpproxy.Start(t, addr)
-		return harnessClient{connect(t, p.Addr()), func() func() { return stall(p) }}
+		return harnessClient{connect(t, p.Addr()), func() func() { return tcpproxy.Stall(p) }}
 	})
 }
 
@@ -50,26 +49,6 @@ func connectWith(t testing.TB, o rueidis.ClientOption) rueidis.Client {
 		t.Fatalf("rueidis.NewClient: %v", err)
 	}
 	return c
-}
-
-// stall pauses the proxies, as a process pause would stall every
-// connection of a client at once, and returns the function that resumes
-// them: what they hold is delivered in the order it arrived, with a short
-// gap between connections so that the client's readers see it in that
-// order too. rueidis's own timeouts (ConnWriteTimeout, 10 s by default)
-// are longer than any stall of the suite.
-func stall(proxies ...*tcpproxy.Proxy) func() {
-	for _, p := range proxies {
-		p.Pause()
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			for _, p := range proxies {
-				p.ResumeWithGap(2 * time.Millisecond)
-			}
-		})
-	}
 }
 
 // runConformance runs the suite with a Store on a new client from

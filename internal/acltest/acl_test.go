@@ -111,11 +111,7 @@ func harness(admin *redis.Client, newClient func(t testing.TB) conformance.Clien
 // stall every connection of a client.
 func proxied(t testing.TB, addr string) (string, func() func()) {
 	p := tcpproxy.Start(t, addr)
-	return p.Addr(), func() func() {
-		p.Pause()
-		var once sync.Once
-		return func() { once.Do(func() { p.ResumeWithGap(2 * time.Millisecond) }) }
-	}
+	return p.Addr(), func() func() { return tcpproxy.Stall(p) }
 }
 
 // globEscaper quotes the characters SCAN MATCH treats as a pattern.

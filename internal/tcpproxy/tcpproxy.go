@@ -288,6 +288,26 @@ func (p *Proxy) Resume() {
 	p.ResumeWithGap(0)
 }
 
+// Stall pauses every proxy of proxies, as a process pause stalls every
+// connection of a client at once, and returns the function that resumes
+// them (with a 2 ms gap, see ResumeWithGap): what they held is delivered in
+// the order it arrived. The resume function may be called more than once,
+// from any goroutine; only the first call acts. It is the Stall hook of
+// the conformance harnesses.
+func Stall(proxies ...*Proxy) (resume func()) {
+	for _, p := range proxies {
+		p.Pause()
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, p := range proxies {
+				p.ResumeWithGap(2 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // ResumeWithGap is Resume with a pause of gap between held chunks that go
 // to different connections, so that receivers reading several connections
 // in goroutines of their own also see them in the original order.

@@ -562,3 +562,26 @@ func TestNewFailsOnlyWhenItCannotListen(t *testing.T) {
 		t.Fatalf("connection to a dead target: %v", err)
 	}
 }
+
+func TestStallPausesEveryProxyAndResumesOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, b := Start(t, ln.Addr().String()), Start(t, ln.Addr().String())
+	resume := Stall(a, b)
+	if !a.Paused() || !b.Paused() {
+		t.Fatal("Stall did not pause every proxy")
+	}
+	resume()
+	if a.Paused() || b.Paused() {
+		t.Fatal("resume did not resume every proxy")
+	}
+	a.Pause()
+	resume() // only the first call acts
+	if !a.Paused() {
+		t.Fatal("a second resume resumed a later pause")
+	}
+	a.Resume()
+}
