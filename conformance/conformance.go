@@ -137,6 +137,7 @@ var suite = []group{
 		{name: "RevokesTheHolder", run: forceReleaseRevokesTheHolder, modes: true},
 		{name: "WholeHolding", run: forceReleaseWholeHolding, modes: true},
 		{name: "ThroughTheHoldingLocker", run: forceReleaseThroughTheHoldingLocker},
+		{name: "ExtendSaysRevoked", run: forceReleaseExtendSaysRevoked},
 	}},
 	{"Fencing", []test{
 		{name: "Increasing", run: fencingIncreasing},

@@ -88,3 +88,21 @@ func forceReleaseThroughTheHoldingLocker(e *env) {
 	h2 := e.tryLock(la, key, longLease)
 	e.release(h2)
 }
+
+// forceReleaseExtendSaysRevoked: the Extend of a fixed-lease holding that a
+// force release ended fails with ErrNotHeld and ErrRevoked (the store's
+// Extend, not only its batch, tells a revoked owner from one that never
+// held), and ends the handle.
+func forceReleaseExtendSaysRevoked(e *env) {
+	a, op := e.client(), e.client()
+	e.needForceRelease(op)
+	la, lop := e.locker(a, locker.Options[string]{}), e.locker(op, locker.Options[string]{})
+	const key = "forced-extend"
+	h := e.tryLock(la, key, longLease)
+	require.NoError(e.t, e.forceRelease(lop, key))
+	err := within(e.t, patience, "Extend of a force-released holding", func() error { return h.Extend(e.ctx, longLease) })
+	require.ErrorIs(e.t, err, locker.ErrNotHeld)
+	require.ErrorIs(e.t, err, locker.ErrRevoked, "the Extend names the force release")
+	require.NotErrorIs(e.t, err, locker.ErrBackend)
+	awaitClosed(e.t, patience, "Done of the revoked handle", h.Done())
+}

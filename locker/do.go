@@ -65,11 +65,11 @@ func (l *Locker[T]) Do(ctx context.Context, key T, wait time.Duration, fn func(c
 			return // fn released the handle itself
 		}
 		if lost != nil {
-			err = errors.Join(err, lost)
+			err = joinErrors(err, lost)
 			return
 		}
 		if rerr := h.Release(context.WithoutCancel(ctx)); rerr != nil {
-			err = errors.Join(err, rerr)
+			err = joinErrors(err, rerr)
 		}
 	}()
 	return fn(fctx, h)

@@ -184,4 +184,5 @@ func TestDoReportsAFailedReleaseWithFnsError(t *testing.T) {
 	require.ErrorIs(t, err, errJob)
 	require.ErrorIs(t, err, locker.ErrBackend)
 	require.ErrorIs(t, err, errStore)
+	require.NotContains(t, err.Error(), "\n", "a joined error keeps to one line")
 }

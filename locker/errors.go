@@ -121,6 +121,45 @@ func withCause(sentinel, cause error) error {
 func (e *Error) Unwrap() error { return e.Err }
 
 // backendError marks a driver failure with ErrBackend while keeping the cause matchable.
+// joinErrors is errors.Join on one line: the messages are separated by
+// "; ", so that an error the facade returns keeps the one-line promise,
+// and errors.Is and errors.As still see every one of them.
+func joinErrors(errs ...error) error {
+	var j joined
+	for _, err := range errs {
+		switch e := err.(type) {
+		case nil:
+		case joined:
+			j = append(j, e...)
+		default:
+			j = append(j, err)
+		}
+	}
+	switch len(j) {
+	case 0:
+		return nil
+	case 1:
+		return j[0]
+	}
+	return j
+}
+
+// joined is the error of joinErrors.
+type joined []error
+
+func (j joined) Error() string {
+	var b strings.Builder
+	for i, err := range j {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(oneLine(err.Error()))
+	}
+	return b.String()
+}
+
+func (j joined) Unwrap() []error { return j }
+
 func backendError(cause error) error {
 	if cause == nil || errors.Is(cause, ErrBackend) {
 		return cause

@@ -52,10 +52,10 @@ func (l *Locker[T]) ForceRelease(ctx context.Context, key T) error {
 	if err != nil {
 		return &Error{Op: op, Name: name, Err: failure(ctx, err)}
 	}
-	l.revokeLocal(name)
 	if !held {
 		return &Error{Op: op, Name: name, Err: ErrNotHeld}
 	}
+	l.revokeLocal(name)
 	return nil
 }
 

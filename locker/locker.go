@@ -118,15 +118,11 @@ func New[T any](b driver.Backend, opts Options[T]) (*Locker[T], error) {
 	l.janitor.init(b, cfg.RequestTimeout, l.closing)
 	l.janitor.log = cfg.Logger
 	if cfg.Mode == Fair {
-		if l.queue == nil {
-			q, ok := b.(driver.Queue)
-			if !ok {
-				return nil, wrap(withCause(ErrUnsupported, errors.New("fair mode needs a backend that implements driver.Queue; set Options.Mode to Barging")))
-			}
-			l.queue = q
+		q, ok := b.(driver.Queue)
+		if !ok {
+			return nil, wrap(withCause(ErrUnsupported, errors.New("fair mode needs a backend that implements driver.Queue; set Options.Mode to Barging")))
 		}
-	} else {
-		l.queue = nil
+		l.queue = q
 	}
 	if l.notify == nil {
 		l.notify, _ = b.(driver.Notifier)

@@ -2,7 +2,6 @@ package locker
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -49,7 +48,10 @@ func (l *Locker[T]) TryLockAll(ctx context.Context, keys []T, lease time.Duratio
 // [Locker.Lock] does, with what is left of wait. If one cannot be taken in
 // time, it releases those it took and fails as Lock would for that name
 // ([ErrNotObtained], ctx's error, [ErrClosed], [ErrBackend]); a failed
-// release of what it took is joined to that error. keys must be non-empty
+// release of what it took is joined to that error. When a lock it took
+// early ended while it waited for a later one (a fixed lease shorter than
+// the wait), it releases the rest and fails with that lock's [ErrLost]
+// error. keys must be non-empty
 // and map to distinct lock names, or it fails with an [*ArgumentError]
 // before the store is touched. A re-entry works per name as for Lock (pass
 // [WithOwner]).
@@ -116,12 +118,28 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 		if err != nil {
 			for i := len(m.locks) - 1; i >= 0; i-- {
 				if rerr := m.locks[i].Release(context.WithoutCancel(ctx)); rerr != nil {
-					err = errors.Join(err, rerr)
+					err = joinErrors(err, rerr)
 				}
 			}
 			return nil, err
 		}
 		m.locks = append(m.locks, h)
+	}
+	// With a fixed lease shorter than the wait, a lock taken early may have
+	// ended while a later one was awaited: then the set is not held.
+	for i, h := range m.locks {
+		if lost := h.Err(); lost != nil {
+			err := lost
+			for j := len(m.locks) - 1; j >= 0; j-- {
+				if j == i {
+					continue
+				}
+				if rerr := m.locks[j].Release(context.WithoutCancel(ctx)); rerr != nil {
+					err = joinErrors(err, rerr)
+				}
+			}
+			return nil, err
+		}
 	}
 	for _, h := range m.locks {
 		go m.watch(h)
@@ -170,8 +188,18 @@ func (m *MultiLock[T]) Err() error {
 		return ErrNotHeld
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
+	err := m.err
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// A lock may have ended before its watcher ran.
+	for _, h := range m.locks {
+		if err := h.Err(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Deadline returns the earliest lease deadline of the set (see
@@ -202,7 +230,7 @@ func (m *MultiLock[T]) Release(ctx context.Context) error {
 	var err error
 	for i := len(m.locks) - 1; i >= 0; i-- {
 		if rerr := m.locks[i].Release(ctx); rerr != nil {
-			err = errors.Join(err, rerr)
+			err = joinErrors(err, rerr)
 		}
 	}
 	return err
@@ -218,7 +246,7 @@ func (m *MultiLock[T]) Extend(ctx context.Context, lease time.Duration) error {
 	var err error
 	for _, h := range m.locks {
 		if xerr := h.Extend(ctx, lease); xerr != nil {
-			err = errors.Join(err, xerr)
+			err = joinErrors(err, xerr)
 		}
 	}
 	return err

@@ -146,3 +146,22 @@ func TestLockAllExtendAndDeadline(t *testing.T) {
 	require.True(t, m.Deadline().After(d0.Add(30*time.Minute)), fmt.Sprint(d0, m.Deadline()))
 	require.NoError(t, m.Release(ctx))
 }
+
+// A lock taken early whose fixed lease ends while LockAll waits for a later
+// one: the call fails with ErrLost and holds nothing, rather than returning
+// a set that is not held.
+func TestLockAllFailsWhenAnEarlyLockEndsDuringTheWait(t *testing.T) {
+	ctx := context.Background()
+	store, a, b := doLockers(t, locker.Options[string]{})
+	_, err := b.TryLock(ctx, "z2", 150*time.Millisecond) // frees itself after a's lease of z1 ended
+	require.NoError(t, err)
+	_, err = a.LockAll(ctx, []string{"z2", "z1"}, 5*time.Second, 50*time.Millisecond)
+	require.ErrorIs(t, err, locker.ErrLost)
+	require.NotContains(t, err.Error(), "\n", "one line")
+	for _, k := range []string{"z1", "z2"} {
+		require.Eventually(t, func() bool {
+			st, err := store.Inspect(ctx, k)
+			return err == nil && st.Owner == ""
+		}, patience, time.Millisecond, "%s is left to nobody", k)
+	}
+}

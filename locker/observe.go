@@ -325,7 +325,7 @@ type Event struct {
 
 func opOf(op string, renew bool) Op {
 	switch {
-	case op == "trylock":
+	case op == "trylock", op == "trylock all":
 		return OpTryLock
 	case renew:
 		return OpLockWithRenewal

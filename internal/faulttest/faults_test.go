@@ -386,16 +386,21 @@ func waiterKilledInQueue(e *env) {
 	stallHead := r1.T - rel.T
 	// w3 dies while w2 is ahead of it: it reaches the head dead.
 	ws[3].kill()
-	rel1 := ws[1].release(r1.Handle).must(t, patience)
+	// Times are taken from when each release was invoked: the next holder
+	// may hold (the store handed it over) a moment before the releasing
+	// process has read its own reply.
+	c1 := ws[1].release(r1.Handle)
+	rel1 := c1.must(t, patience)
 	wantOK(t, "w1's release", rel1)
 	r2 := calls[2].must(t, patience)
 	wantOK(t, "w2's lock", r2)
-	handoff := r2.T - rel1.T
-	rel2 := ws[2].release(r2.Handle).must(t, patience)
+	handoff := r2.T - c1.invoked()
+	c2 := ws[2].release(r2.Handle)
+	rel2 := c2.must(t, patience)
 	wantOK(t, "w2's release", rel2)
 	r4 := calls[4].must(t, patience)
 	wantOK(t, "w4's lock", r4)
-	stallMid := r4.T - rel2.T
+	stallMid := r4.T - c2.invoked()
 	wantOK(t, "w4's release", ws[4].release(r4.Handle).must(t, patience))
 
 	t.Logf("queue of 5, WaiterTTL %v, documented stall bound %v: after the dead head the next waiter acquired %s after the release; "+
@@ -409,7 +414,7 @@ func waiterKilledInQueue(e *env) {
 			t.Errorf("%s stalled the queue %s, beyond the bound %v plus %v", s.what, ms(s.d), bound, margin)
 		}
 	}
-	if !(r1.T < rel1.T && rel1.T <= r2.T && r2.T < rel2.T && rel2.T <= r4.T) {
+	if !(r1.T < c1.invoked() && c1.invoked() <= r2.T && r2.T < c2.invoked() && c2.invoked() <= r4.T) {
 		t.Errorf("FIFO order broken: w1 at %s, w2 at %s, w4 at %s", e.rel(r1.T), e.rel(r2.T), e.rel(r4.T))
 	}
 	e.checkHistory()

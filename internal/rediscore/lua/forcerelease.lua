@@ -16,14 +16,15 @@ if not v then
   return {'0'}
 end
 local _, _, f, _, o = parse_lock(v)
+-- hand_on replaces or deletes the lock string on every path. It runs before
+-- the marker is written, so that a command of it that fails (a key of the
+-- wrong type) fails the script before anything was written.
 if not f then
-  -- Not a lock string: remove it, so that the name works again.
-  redis.call('DEL', KEYS[1])
+  -- Not a lock string: pass the name on, so that it works again.
   hand_on(ARGV[1], ARGV[2])
   return {'1', '0', ''}
 end
 local pttl = redis.call('PTTL', KEYS[1])
-redis.call('SET', KEYS[6], o .. ' ' .. f, 'PX', math.max(pttl, 0) + 1000)
-redis.call('DEL', KEYS[1])
 hand_on(ARGV[1], ARGV[2])
+redis.call('SET', KEYS[6], o .. ' ' .. f, 'PX', math.max(pttl, 0) + 1000)
 return {'1', f, o}

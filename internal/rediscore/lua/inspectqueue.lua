@@ -1,6 +1,6 @@
 -- inspectqueue: read-only listing of one lock's fair queue, head first.
 --
--- KEYS[1]..KEYS[5] every key of the name, as for acquire.lua (so that cluster routing sees them);
+-- KEYS[1..6] every key of the name (rediscore.Layout.Keys), as for acquire.lua (so that cluster routing sees them);
 --                  it reads only KEYS[3] queue zset and KEYS[5] waiters hash
 -- ARGV: none
 -- Reply: {now, ticket1, record1, ticket2, record2, ...}: the server TIME in ms, then each queued
