@@ -57,7 +57,29 @@ var (
 	// an [ErrLost] error that also matches ErrRevoked. It is
 	// driver.ErrRevoked.
 	ErrRevoked = driver.ErrRevoked
+
+	// ErrUpgrade: a write lock asked of a read-write lock (see [NewRW]) by
+	// an owner that holds a read lock of the name and no write lock.
+	// Upgrading is refused because two readers upgrading at once would
+	// wait for each other for ever: release the read lock first, or take
+	// the write lock first (a write holder may also take the read lock).
+	// The call fails at once, without waiting, and nothing changed. It is
+	// driver.ErrUpgrade.
+	ErrUpgrade = driver.ErrUpgrade
+
+	// ErrMismatch: a semaphore (see [NewSemaphore]) was asked with another
+	// limit than the one its name was declared with by its current holders
+	// or waiters, or re-entered with another number of permits than the
+	// owner holds. The call fails at once, without waiting, and nothing
+	// changed. It is driver.ErrMismatch.
+	ErrMismatch = driver.ErrMismatch
 )
+
+// conflict reports whether err is a refusal of the store that waiting
+// cannot change.
+func conflict(err error) bool {
+	return errors.Is(err, ErrUpgrade) || errors.Is(err, ErrMismatch)
+}
 
 // ArgumentError describes bad input. errors.Is(err, ErrInvalidArgument)
 // holds for every ArgumentError.

@@ -56,6 +56,9 @@ func (l *Locker[T]) ForceRelease(ctx context.Context, key T) error {
 		return &Error{Op: op, Name: name, Err: ErrNotHeld}
 	}
 	l.revokeLocal(name)
+	if l.peer != nil {
+		l.peer.revokeLocal(name)
+	}
 	return nil
 }
 

@@ -36,7 +36,21 @@ type Locker[T any] struct {
 
 	obs Observer     // Options.Observer; nil: nothing is observed
 	log *slog.Logger // Options.Logger; nil: nothing is logged
+
+	kind  kind       // what the backend's locks are: a mutex unless a view made by NewRW or NewSemaphore
+	limit int        // a semaphore's permits per name
+	peer  *Locker[T] // the other side of a read-write lock, whose holdings a force release ends too
 }
+
+// kind is the kind of lock a Locker hands out.
+type kind uint8
+
+const (
+	kindMutex kind = iota
+	kindRead
+	kindWrite
+	kindSemaphore
+)
 
 type holdKey struct{ name, owner string }
 
@@ -104,15 +118,19 @@ func nopStop() {}
 // It fails with an [*ArgumentError] for a nil backend or invalid options,
 // and with [ErrUnsupported] for Fair mode on a backend without a queue.
 func New[T any](b driver.Backend, opts Options[T]) (*Locker[T], error) {
-	wrap := func(err error) error { return &Error{Op: "new", Err: err} }
 	if b == nil {
-		return nil, wrap(argError("backend", "nil"))
+		return nil, &Error{Op: "new", Err: argError("backend", "nil")}
 	}
+	return newLocker(b, opts, kindMutex, 0)
+}
+
+func newLocker[T any](b driver.Backend, opts Options[T], k kind, limit int) (*Locker[T], error) {
+	wrap := func(err error) error { return &Error{Op: "new", Err: err} }
 	cfg, err := opts.resolve()
 	if err != nil {
 		return nil, wrap(err)
 	}
-	l := &Locker[T]{cfg: cfg, backend: b, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold)}
+	l := &Locker[T]{cfg: cfg, backend: b, notify: cfg.Notifier, renew: cfg.Renewer, holds: make(map[holdKey]*hold), kind: k, limit: limit}
 	l.obs, l.log = cfg.Observer, cfg.Logger
 	l.closing, l.shut = context.WithCancel(context.Background())
 	l.janitor.init(b, cfg.RequestTimeout, l.closing)
@@ -271,6 +289,17 @@ func (l *Locker[T]) validate(ctx context.Context, key T, wait, lease time.Durati
 		}
 		co.owner = NewOwner()
 	}
+	switch {
+	case l.kind != kindSemaphore && co.psSet:
+		return name, co, argError("permits", "WithPermits is for semaphores (NewSemaphore)")
+	case l.kind != kindSemaphore:
+	case !co.psSet:
+		co.permits = 1
+	case co.permits < 1:
+		return name, co, argError("permits", "%d is below 1", co.permits)
+	case co.permits > l.limit:
+		return name, co, argError("permits", "%d is above the semaphore's limit %d", co.permits, l.limit)
+	}
 	if len(co.owner) > MaxOwnerLen {
 		return name, co, argError("owner", "%d bytes, longer than MaxOwnerLen (%d)", len(co.owner), MaxOwnerLen)
 	}
@@ -290,7 +319,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 	}
 	a := attempt{
 		backend: l.backend, queue: l.queue, timeout: l.cfg.RequestTimeout,
-		req:   driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease},
+		req:   driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease, Permits: co.permits, Limit: l.limit},
 		renew: renew, lease: lease, obs: l.obs, position: -1,
 	}
 	if wait > 0 {

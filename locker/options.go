@@ -206,8 +206,17 @@ func (o Options[T]) resolve() (config[T], error) {
 type CallOption func(*callOptions)
 
 type callOptions struct {
-	owner string
-	set   bool // WithOwner was given
+	owner   string
+	set     bool // WithOwner was given
+	permits int  // WithPermits
+	psSet   bool // WithPermits was given
+}
+
+// WithPermits makes an acquiring call of a semaphore (see [NewSemaphore])
+// take n permits, from 1 to the semaphore's limit; the default is 1. Any
+// other Locker rejects it with an [*ArgumentError].
+func WithPermits(n int) CallOption {
+	return func(o *callOptions) { o.permits, o.psSet = n, true }
 }
 
 // WithOwner makes the call acquire as owner, so that it re-enters a lock

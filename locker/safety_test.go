@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 
 	"sync/atomic"
@@ -203,7 +204,7 @@ func TestCancelledWaitersNeverReturnAGrant(t *testing.T) {
 		}
 		require.Eventually(t, func() bool {
 			st, err := store.Inspect(context.Background(), "k")
-			return err == nil && st == (driver.State{})
+			return err == nil && reflect.DeepEqual(st, driver.State{})
 		}, patience, time.Millisecond, "round %d: every grant given back, the lock free", round)
 		for _, wl := range ls {
 			require.NoError(t, wl.Close())

@@ -182,6 +182,9 @@ func failure(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
+	if conflict(err) {
+		return err
+	}
 	return backendError(err)
 }
 
@@ -253,6 +256,10 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		}
 		return start, res, nil
 	}
+	if err != nil && conflict(err) {
+		l.giveUp(a)
+		return start, res, failure(ctx, err)
+	}
 
 	limit := l.cfg.FallbackInterval
 	if a.queue != nil {
@@ -298,6 +305,10 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 					return start, res, l.stopped(ctx)
 				}
 				return start, res, nil
+			}
+			if err != nil && conflict(err) {
+				l.giveUp(a)
+				return start, res, failure(ctx, err)
 			}
 		}
 		retry = true

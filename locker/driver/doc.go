@@ -25,6 +25,10 @@
 //     uses it when present.
 //   - [ForceReleaser]: an operator's release of a lock whoever holds it
 //     (locker.Locker.ForceRelease, disgo release --force).
+//   - [RWLocker]: read-write locks (locker.NewRW), as two views of the
+//     store that implement Backend.
+//   - [Semaphorer]: counting semaphores (locker.NewSemaphore), as a view
+//     of the store that implements Backend.
 //
 // A decorator that wraps a Backend must forward exactly these; everything
 // else is in the base interfaces, so nothing disappears silently.

@@ -18,6 +18,22 @@ var ErrFence = errors.New("fencing token out of range")
 // a loss at once, reported as locker.ErrRevoked, the same value.
 var ErrRevoked = errors.New("lock revoked by a force release")
 
+// ErrUpgrade is the error a write view of a read-write lock (see
+// [RWLocker]) returns, wrapped, from Acquire or AcquireFair when the owner
+// holds a read hold of the name and no write hold: a reader cannot upgrade,
+// because two readers upgrading at once would wait for each other for
+// ever. Nothing was changed. The facade reports it as locker.ErrUpgrade,
+// the same value, at once and without waiting.
+var ErrUpgrade = errors.New("a read hold cannot be upgraded to a write hold")
+
+// ErrMismatch is the error a semaphore view (see [Semaphorer]) returns,
+// wrapped, from Acquire or AcquireFair when the request's Limit differs
+// from the limit the name was declared with, or when the owner holds the
+// semaphore already with another number of Permits than the request asks.
+// Nothing was changed. The facade reports it as locker.ErrMismatch, the
+// same value, at once and without waiting.
+var ErrMismatch = errors.New("the request does not match the semaphore's declared limit or the owner's holding")
+
 // AcquireRequest is one acquisition attempt as the facade hands it to a
 // driver. The facade has validated every field before a driver sees it.
 type AcquireRequest struct {
@@ -32,6 +48,14 @@ type AcquireRequest struct {
 	// Lease is the lease to set, at least one millisecond. A re-entry never
 	// shortens the remaining lease.
 	Lease time.Duration
+	// Permits is, for a semaphore (see [Semaphorer]), how many permits the
+	// holding takes: 1 to Limit. Every other kind of lock ignores it.
+	Permits int
+	// Limit is, for a semaphore, the number of permits of the name as the
+	// caller declares it: at least 1. The store records it while the name
+	// has holders or waiters, and answers a request that declares another
+	// limit with an error matching [ErrMismatch]. Other kinds ignore it.
+	Limit int
 }
 
 // AcquireResult is the outcome of one attempt.
@@ -250,6 +274,87 @@ type ForceReleaser interface {
 	ForceRelease(ctx context.Context, name string) (held bool, err error)
 }
 
+// RWLocker is an optional capability of a Backend: read-write locks. The
+// read-write lock of a name is a lock of its own, apart from the name's
+// mutex (the Backend itself) and semaphore. RWLocks returns two Backends on
+// the same store and the same locks: read takes and releases read holds,
+// write write holds. It is safe for concurrent use and returns the same
+// values every time.
+//
+// Each view implements Backend with the rules below, and Queue, Notifier,
+// Inspector, BatchExtender and ForceReleaser when the store has them for
+// its mutexes (Queue and Notifier are then required: fair read-write locks
+// need them). Owner, Ticket, Lease and the fencing rules of Backend, Queue
+// and Subscription hold for each hold as for a mutex, per (name, view,
+// owner): the read hold and the write hold of one owner are two holdings,
+// counted, leased, renewed, released and granted apart.
+//
+//   - Read: the owner holds a read hold when no other owner holds the write
+//     hold. Any number of owners hold read holds together. A write holder
+//     may take a read hold of its own name at once, whatever waits.
+//   - Write: the owner holds the write hold when no other owner holds any
+//     hold of the name. An owner that holds a read hold and no write hold
+//     gets an error matching [ErrUpgrade], and nothing changes.
+//   - A re-entry (the owner holds the view's hold already) counts the
+//     holding again, in fair mode too, whatever waits.
+//   - Fair mode (Queue) orders readers and writers in one FIFO queue. A
+//     fresh hold is taken only by the head of the queue (or with an empty
+//     queue), so a waiting writer blocks the readers who came after it.
+//     Whenever holds end or waiters leave, the store grants holds to the
+//     head of the queue, and on to the next waiters as long as they can
+//     hold together (a run of readers is admitted at once), each told as a
+//     Subscription grant.
+//   - Fences: every fresh hold, read or write, gets a fencing token from
+//     one counter per name, greater than every token issued for the name
+//     before. So a write hold's token is greater than that of every hold
+//     before it, and a read hold's token is greater than that of every write
+//     hold that ended before the read hold began. The "not acquired" Fence
+//     is the newest token of the name.
+//   - ForceRelease on either view ends every hold of the name, read and
+//     write, and passes the lock on; each former holder's Extend then fails
+//     with [ErrRevoked].
+//   - Inspect reports the write holder (if any) as State.Owner, Count,
+//     Fence and TTL, and every holding in State.Holders.
+type RWLocker interface {
+	RWLocks() (read, write Backend)
+}
+
+// Semaphorer is an optional capability of a Backend: counting semaphores.
+// The semaphore of a name is a lock of its own, apart from the name's mutex
+// and read-write lock. Semaphores returns a Backend on the same store whose
+// holdings take AcquireRequest.Permits of the name's AcquireRequest.Limit
+// permits. It is safe for concurrent use and returns the same value every
+// time.
+//
+// The view implements Backend with the rules below, and Queue, Notifier,
+// Inspector, BatchExtender and ForceReleaser when the store has them for
+// its mutexes. Owner, Ticket, Lease and the fencing rules hold per (name,
+// owner) as for a mutex.
+//
+//   - A fresh holding of k permits is taken when the permits held by live
+//     holdings plus k are at most Limit; a holding whose lease ended gives
+//     its permits back. The permits in use never exceed Limit.
+//   - A request whose Limit differs from the name's recorded limit gets an
+//     error matching [ErrMismatch], and nothing changes. The limit is
+//     recorded while the name has holders or waiters.
+//   - A re-entry by an owner that holds the semaphore counts the holding
+//     again and keeps its permits; asking another number of permits gets
+//     an error matching [ErrMismatch].
+//   - Fair mode orders waiters FIFO: a fresh holding is taken only by the
+//     head of the queue (or with an empty queue), so a large request is not
+//     starved by small ones. Whenever permits come back or waiters leave,
+//     the store grants holdings to the head of the queue and on as long as
+//     the permits suffice, each told as a Subscription grant.
+//   - Every fresh holding gets a fencing token greater than every token
+//     issued for the name before.
+//   - ForceRelease ends every holding of the name and passes the permits
+//     on; each former holder's Extend then fails with [ErrRevoked].
+//   - Inspect reports State.Limit, State.Used and every holding in
+//     State.Holders; State.Owner is empty.
+type Semaphorer interface {
+	Semaphores() Backend
+}
+
 // Hold is one auto-renewed lease handed to [Renewer.Keep].
 type Hold struct {
 	Name  string
@@ -278,4 +383,23 @@ type State struct {
 	Fence   int64         // fencing token of the current holding
 	TTL     time.Duration // remaining lease; 0 when free
 	Waiters int           // tickets in the fair queue
+
+	// Holders lists every live holding of a read-write lock or semaphore
+	// (see [RWLocker], [Semaphorer]), in no set order; nil for a mutex,
+	// whose one holding is Owner.
+	Holders []Holding
+	// Limit is a semaphore's recorded limit (0 when none is recorded), and
+	// Used the permits its live holdings take. Both are 0 for other kinds.
+	Limit, Used int
+}
+
+// Holding is one holding of a read-write lock or semaphore, as
+// [Inspector.Inspect] sees it.
+type Holding struct {
+	Owner   string        // the holder's owner token
+	Write   bool          // a write hold of a read-write lock
+	Count   int           // hold count
+	Permits int           // a semaphore holding's permits; 0 otherwise
+	Fence   int64         // fencing token of the holding
+	TTL     time.Duration // remaining lease
 }
