@@ -242,7 +242,7 @@ func ParseKindInspect(k Kind, reply []string) (driver.State, error) {
 			return driver.State{}, fmt.Errorf("rediscore: inspect: holding id %q", id)
 		}
 		deadline, err := strconv.ParseFloat(dl, 64)
-		if err != nil {
+		if err != nil || !(deadline >= 0 && deadline <= 1<<53) {
 			return driver.State{}, fmt.Errorf("rediscore: inspect: lease deadline %q of %q", dl, id)
 		}
 		if int64(deadline) <= now {

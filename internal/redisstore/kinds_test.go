@@ -763,3 +763,76 @@ func TestKindCluster(t *testing.T) {
 		})
 	}
 }
+
+// TestKindsUnderLeastPrivilegeACL: a user with exactly rediscore.ACLRules
+// runs every operation of the kinds: the scripts call no command and
+// touch no key or channel the rules leave out.
+func TestKindsUnderLeastPrivilegeACL(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = admin.Close() })
+	ctx := ctxT(t)
+	args := []any{"ACL", "SETUSER", "locker", "reset", "on", ">secret"}
+	for _, r := range strings.Fields(rediscore.ACLRules(rediscore.DefaultPrefix)) {
+		args = append(args, r)
+	}
+	require.NoError(t, admin.Do(ctx, args...).Err())
+	stores := map[string]*redisstore.Store{}
+	gc := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "locker", Password: "secret", DialTimeout: time.Second, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = gc.Close() })
+	s, err := goredis.New(gc, goredis.Options{})
+	require.NoError(t, err)
+	stores["goredis"] = s
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{srv.Addr}, Username: "locker", Password: "secret",
+		ForceSingleClient: true, DisableCache: true, Dialer: net.Dialer{Timeout: time.Second}})
+	require.NoError(t, err)
+	t.Cleanup(rc.Close)
+	s, err = rueidisbackend.New(rc, rueidisbackend.Options{})
+	require.NoError(t, err)
+	stores["rueidis"] = s
+	for _, a := range []string{"goredis", "rueidis"} {
+		t.Run(a, func(t *testing.T) {
+			s := stores[a]
+			t.Cleanup(func() { require.NoError(t, s.Close()) })
+			k := viewsOf(s)
+			name := "acl-" + a
+			acquired(t)(k.read.AcquireFair(ctx, req(name, "r"), time.Minute))
+			w := req(name, "w")
+			sub, err := k.write.Subscribe(ctx, name, w.Ticket)
+			require.NoError(t, err)
+			defer sub.Close()
+			notAcquired(t)(k.write.AcquireFair(ctx, w, time.Minute))
+			_, err = k.write.Acquire(ctx, req(name, "r"))
+			require.ErrorIs(t, err, driver.ErrUpgrade)
+			q, err := k.read.InspectQueue(ctx, name)
+			require.NoError(t, err)
+			require.Len(t, q, 1)
+			st, err := k.read.Inspect(ctx, name)
+			require.NoError(t, err)
+			require.Len(t, st.Holders, 1)
+			batch := []driver.Extension{{Name: name, Owner: "r", Lease: time.Minute}}
+			require.NoError(t, k.read.ExtendBatch(ctx, batch))
+			require.NoError(t, batch[0].Err)
+			held, err := k.read.ForceRelease(ctx, name)
+			require.NoError(t, err)
+			require.True(t, held)
+			select {
+			case <-sub.Wake():
+			case <-time.After(patience):
+				t.Fatal("no grant under the ACL")
+			}
+			_, ok := sub.Granted()
+			require.True(t, ok)
+			require.NoError(t, k.write.Leave(ctx, name, "gone"))
+			_, _, err = k.write.Release(ctx, name, "w", w.Ticket)
+			require.NoError(t, err)
+			_, err = k.read.Extend(ctx, name, "r", time.Minute)
+			require.ErrorIs(t, err, driver.ErrRevoked)
+			_, err = k.sem.Acquire(ctx, semReq(name, "s", 1, 2))
+			require.NoError(t, err)
+			_, err = k.sem.Acquire(ctx, semReq(name, "s", 1, 3))
+			require.ErrorIs(t, err, driver.ErrMismatch)
+			facadeLoad(t, s)
+		})
+	}
+}
