@@ -3,6 +3,7 @@ package locker_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -293,4 +294,84 @@ func TestSemaphoreDeadHolderPermitsReturn(t *testing.T) {
 func TestKindsSentinels(t *testing.T) {
 	assert.True(t, errors.Is(locker.ErrUpgrade, driver.ErrUpgrade))
 	assert.True(t, errors.Is(locker.ErrMismatch, driver.ErrMismatch))
+}
+
+// TestRWAndSemaphoreExclusionUnderLoad: many goroutines of several
+// Lockers never break the rules: no reader while another owner writes, no
+// two writers, and never more permits in use than the limit.
+func TestRWAndSemaphoreExclusionUnderLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := memory.New()
+		rws := []*locker.RWLocker[string]{newRW(t, store, locker.Options[string]{}), newRW(t, store, locker.Options[string]{Mode: locker.Barging})}
+		sems := []*locker.Locker[string]{newSem(t, store, 4, locker.Options[string]{}), newSem(t, store, 4, locker.Options[string]{})}
+		var mu sync.Mutex
+		readers, writers, used := 0, 0, 0
+		check := func() {
+			if writers > 1 || (writers == 1 && readers > 0) || used > 4 {
+				t.Errorf("readers %d, writers %d, permits %d", readers, writers, used)
+			}
+		}
+		var wg sync.WaitGroup
+		for i := range 24 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for j := range 5 {
+					switch (i + j) % 3 {
+					case 0, 1:
+						write := (i+j)%3 == 0
+						side := rws[i%2].Read()
+						if write {
+							side = rws[i%2].Write()
+						}
+						h, err := side.Lock(ctx, "doc", locker.WaitForever, time.Minute)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						if write {
+							writers++
+						} else {
+							readers++
+						}
+						check()
+						mu.Unlock()
+						time.Sleep(time.Millisecond)
+						mu.Lock()
+						if write {
+							writers--
+						} else {
+							readers--
+						}
+						mu.Unlock()
+						if err := h.Release(ctx); err != nil {
+							t.Error(err)
+						}
+					default:
+						k := 1 + (i+j)%4
+						h, err := sems[i%2].Lock(ctx, "pool", locker.WaitForever, time.Minute, locker.WithPermits(k))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						used += k
+						check()
+						mu.Unlock()
+						time.Sleep(time.Millisecond)
+						mu.Lock()
+						used -= k
+						mu.Unlock()
+						if err := h.Release(ctx); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		assert.Empty(t, store.Keys(""), "nothing is left in the store")
+	})
 }

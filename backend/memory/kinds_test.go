@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -465,4 +466,22 @@ func TestKindsKilledClient(t *testing.T) {
 	_, err = c.Semaphores().Acquire(context.Background(), semReq("a", "t", time.Second, 1, 1))
 	assert.ErrorIs(t, err, ErrKilled)
 	assert.Zero(t, c.ActiveSubscriptions())
+}
+
+func TestSweepDropsExpiredSharedRecords(t *testing.T) {
+	v := newViews(t)
+	ctx := context.Background()
+	for i := range 1000 {
+		_, err := v.r.Acquire(ctx, driver.AcquireRequest{Name: fmt.Sprint("short", i), Owner: "a", Ticket: "t", Lease: time.Millisecond})
+		require.NoError(t, err)
+	}
+	v.clk.Advance(time.Second)
+	for i := range 500 {
+		_, err := v.sem.Acquire(ctx, driver.AcquireRequest{Name: fmt.Sprint("long", i), Owner: "a", Ticket: "t", Lease: time.Hour, Permits: 1, Limit: 1})
+		require.NoError(t, err)
+	}
+	v.s.mu.Lock()
+	n := len(v.s.shared)
+	v.s.mu.Unlock()
+	assert.Equal(t, 500, n, "expired records nobody touched again are swept")
 }
