@@ -566,6 +566,16 @@ func lastInbox(t *testing.T, chans []string, ch string) string {
 // keep their invariants on this store under contention, fair and barging.
 func TestKindsThroughTheFacade(t *testing.T) {
 	forEachAdapter(t, func(t *testing.T, s *redisstore.Store) { facadeLoad(t, s) })
+	t.Run("ClassicPubSub", func(t *testing.T) {
+		for _, a := range adapters {
+			t.Run(a.name, func(t *testing.T) {
+				s, err := a.new(t, redistest.Start(t).Addr, redisstore.Options{ClassicPubSub: true})
+				require.NoError(t, err)
+				t.Cleanup(func() { require.NoError(t, s.Close()) })
+				facadeLoad(t, s)
+			})
+		}
+	})
 }
 
 func facadeLoad(t *testing.T, s driver.Backend) {

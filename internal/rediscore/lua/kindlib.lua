@@ -220,13 +220,13 @@ local function grant(st, t, pub, retention, self)
       if not st.limit then
         return
       end
+      if st.used + k > st.limit then
+        return
+      end
       if owns(st, kind, owner) then
         if not self or head ~= self.ticket then
           tell(pub, inbox, head)
         end
-        return
-      end
-      if st.used + k > st.limit then
         return
       end
       local fs = issue_fence(KEYS[2], retention, t)
