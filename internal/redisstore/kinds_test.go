@@ -846,3 +846,72 @@ func TestKindsUnderLeastPrivilegeACL(t *testing.T) {
 		})
 	}
 }
+
+// TestKindEvictionIsBounded: one operation evicts at most 64 lapsed
+// holdings; the next one goes on where it stopped.
+func TestKindEvictionIsBounded(t *testing.T) {
+	forEachAdapterRaw(t, func(t *testing.T, e kindEnv) {
+		ctx := ctxT(t)
+		acquired(t)(e.k.read.Acquire(ctx, req("many", "live"))) // keeps the keys
+		// 70 holdings whose lease ended long ago, as the scripts write them.
+		for i := range 70 {
+			id := fmt.Sprint("r dead-", i)
+			require.NoError(t, e.raw.HSet(ctx, "disgo:{many}:rw.h", id, "1 5 tk 1").Err())
+			require.NoError(t, e.raw.ZAdd(ctx, "disgo:{many}:rw.e", redis.Z{Score: 1, Member: id}).Err())
+		}
+		require.NoError(t, e.raw.HIncrBy(ctx, "disgo:{many}:rw.h", "used", 70).Err())
+		st, err := e.k.read.Inspect(ctx, "many")
+		require.NoError(t, err)
+		require.Len(t, st.Holders, 1, "only the live reader")
+		card := func() int64 {
+			n, err := e.raw.ZCard(ctx, "disgo:{many}:rw.e").Result()
+			require.NoError(t, err)
+			return n
+		}
+		require.Equal(t, int64(71), card(), "lapsed holdings stay until an operation evicts them")
+		notAcquired(t)(e.k.write.Acquire(ctx, req("many", "writer")))
+		require.Equal(t, int64(7), card(), "the first operation evicts 64")
+		notAcquired(t)(e.k.write.Acquire(ctx, req("many", "writer")))
+		require.Equal(t, int64(1), card(), "the next one the rest")
+		held, _, err := e.k.read.Release(ctx, "many", "live", "")
+		require.NoError(t, err)
+		require.True(t, held)
+		acquired(t)(e.k.write.Acquire(ctx, req("many", "writer")))
+	})
+}
+
+// TestKindGarbageRecords: a waiter or holding record that is not one is
+// skipped by the scripts and reported by Inspect as an error, never a
+// panic or a failed script.
+func TestKindGarbageRecords(t *testing.T) {
+	forEachAdapterRaw(t, func(t *testing.T, e kindEnv) {
+		ctx := ctxT(t)
+		acquired(t)(e.k.sem.Acquire(ctx, semReq("g", "holder", 1, 1)))
+		bad, good := semReq("g", "bad", 1, 1), semReq("g", "good", 1, 1)
+		notAcquired(t)(e.k.sem.AcquireFair(ctx, bad, time.Minute))
+		sub, err := e.k.sem.Subscribe(ctx, "g", good.Ticket)
+		require.NoError(t, err)
+		defer sub.Close()
+		notAcquired(t)(e.k.sem.AcquireFair(ctx, good, time.Minute))
+		require.NoError(t, e.raw.HSet(ctx, "disgo:{g}:sem.qw", bad.Ticket, "garbage").Err())
+		held, _, err := e.k.sem.Release(ctx, "g", "holder", "")
+		require.NoError(t, err)
+		require.True(t, held)
+		select {
+		case <-sub.Wake():
+		case <-time.After(patience):
+			t.Fatal("the waiter behind a garbage record was not granted")
+		}
+		_, ok := sub.Granted()
+		require.True(t, ok)
+		q, err := e.k.sem.InspectQueue(ctx, "g")
+		require.NoError(t, err)
+		assert.Empty(t, q, "the garbage waiter was evicted")
+
+		require.NoError(t, e.raw.HSet(ctx, "disgo:{g}:sem.h", "s good", "not a record").Err())
+		_, err = e.k.sem.Inspect(ctx, "g")
+		require.Error(t, err)
+		_, _, err = e.k.sem.Release(ctx, "g", "good", "")
+		require.NoError(t, err, "a garbage holding record is not held, and no script error")
+	})
+}
