@@ -11,7 +11,10 @@
 // A [*Store] implements driver.Backend, driver.Queue (fair mode),
 // driver.Notifier, driver.Inspector (with InspectQueue, which lists a
 // lock's fair queue for operators), driver.BatchExtender and
-// driver.ForceReleaser. Both Redis
+// driver.ForceReleaser, and driver.RWLocker and driver.Semaphorer for
+// locker.NewRW and locker.NewSemaphore (their views have every capability
+// above; a name's mutex, read-write lock and semaphore have keys of their
+// own). Both Redis
 // adapters of disgo are this one store: they share keys, scripts and
 // messages, so a lock taken through one is seen, waited on and handed over
 // through the other.

@@ -2,7 +2,10 @@
 // both Redis adapters: it runs the scripts of internal/rediscore, decodes
 // their replies, batches extensions with the NOSCRIPT fallback, and shares
 // pub/sub connections among waiters through internal/notifyhub, routing
-// shard channels across the masters of a Redis Cluster. An adapter
+// shard channels across the masters of a Redis Cluster. Beside mutexes it
+// serves read-write locks and semaphores through views ([View], see
+// [Store.RWLocks] and [Store.Semaphores]) on the same client and pub/sub
+// connections. An adapter
 // (backend/goredis, backend/rueidis) only implements [Client] and
 // [Receiver] on its own client library and calls [New].
 package redisstore
