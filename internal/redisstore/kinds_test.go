@@ -566,6 +566,23 @@ func lastInbox(t *testing.T, chans []string, ch string) string {
 // keep their invariants on this store under contention, fair and barging.
 func TestKindsThroughTheFacade(t *testing.T) {
 	forEachAdapter(t, func(t *testing.T, s *redisstore.Store) { facadeLoad(t, s) })
+	t.Run("TwoStores", func(t *testing.T) {
+		// Grants go to the inbox of the waiter's store, across adapters.
+		addr := redistest.Start(t).Addr
+		var stores []driver.Backend
+		for _, a := range adapters {
+			s, err := a.new(t, addr, redisstore.Options{})
+			require.NoError(t, err)
+			t.Cleanup(func() { require.NoError(t, s.Close()) })
+			stores = append(stores, s)
+		}
+		facadeLoad(t, stores...)
+		raw := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second})
+		t.Cleanup(func() { _ = raw.Close() })
+		for k := range dump(t, raw, "*") {
+			assert.True(t, strings.HasSuffix(k, ".f"), "key %q left after the load", k)
+		}
+	})
 	t.Run("ClassicPubSub", func(t *testing.T) {
 		for _, a := range adapters {
 			t.Run(a.name, func(t *testing.T) {
@@ -578,14 +595,25 @@ func TestKindsThroughTheFacade(t *testing.T) {
 	})
 }
 
-func facadeLoad(t *testing.T, s driver.Backend) {
+// facadeLoad runs readers, writers and semaphore holders on the stores
+// (goroutine i on store i mod len), and checks exclusion and the limit.
+func facadeLoad(t *testing.T, stores ...driver.Backend) {
 	ctx := ctxT(t)
 	for _, mode := range []locker.Mode{locker.Fair, locker.Barging} {
-		rw, err := locker.NewRW(s, locker.Options[string]{Mode: mode})
-		require.NoError(t, err)
+		var rws []*locker.RWLocker[string]
+		var sems []*locker.Locker[string]
+		for _, s := range stores {
+			rw, err := locker.NewRW(s, locker.Options[string]{Mode: mode})
+			require.NoError(t, err)
+			rws = append(rws, rw)
+			sem, err := locker.NewSemaphore(s, 3, locker.Options[string]{Mode: mode})
+			require.NoError(t, err)
+			sems = append(sems, sem)
+		}
 		var readers, writers atomic.Int32
 		var wg sync.WaitGroup
 		for i := range 6 {
+			rw := rws[i%len(rws)]
 			wg.Go(func() {
 				for range 15 {
 					if i%3 == 0 {
@@ -611,12 +639,9 @@ func facadeLoad(t *testing.T, s driver.Backend) {
 			})
 		}
 		wg.Wait()
-		require.NoError(t, rw.Close())
-
-		sem, err := locker.NewSemaphore(s, 3, locker.Options[string]{Mode: mode})
-		require.NoError(t, err)
 		var in atomic.Int32
 		for i := range 6 {
+			sem := sems[i%len(sems)]
 			wg.Go(func() {
 				for range 15 {
 					p := 1 + i%2
@@ -631,7 +656,10 @@ func facadeLoad(t *testing.T, s driver.Backend) {
 			})
 		}
 		wg.Wait()
-		require.NoError(t, sem.Close())
+		for i := range stores {
+			require.NoError(t, rws[i].Close())
+			require.NoError(t, sems[i].Close())
+		}
 	}
 }
 
