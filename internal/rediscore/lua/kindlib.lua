@@ -169,7 +169,18 @@ local function owns(st, kind, owner)
   if kind == 's' then
     return held(st, holding_id('s', owner))
   end
-  return held(st, holding_id('r', owner)) or held(st, holding_id('w', owner))
+  local r, w = holding_id('r', owner), holding_id('w', owner)
+  if st.pending[r] or st.pending[w] then
+    return true
+  end
+  if st.used <= 0 or not st.exists then
+    return false
+  end
+  local v = try('HMGET', KEYS[1], r, w)
+  if not v then
+    return false
+  end
+  return (v[1] and not st.del[r] and not st.gone[r]) or (v[2] and not st.del[w] and not st.gone[w]) or false
 end
 
 -- tell: publish msg on the inbox channel inbox of the name (or its channel for "-").
