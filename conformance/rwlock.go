@@ -327,16 +327,19 @@ func rwNoUpgrade(e *env) {
 	hb := e.tryLock(lb.Read(), key, longLease)
 	before, inspectable := e.viewState(a.read, name)
 	w := la.Write()
-	for what, call := range map[string]func() (*locker.Lock[string], error){
-		"TryLock":                      func() (*locker.Lock[string], error) { return w.TryLock(e.ctx, key, longLease, own) },
-		"Lock(WaitForever)":            func() (*locker.Lock[string], error) { return w.Lock(e.ctx, key, locker.WaitForever, longLease, own) },
-		"Lock(wait 1s)":                func() (*locker.Lock[string], error) { return w.Lock(e.ctx, key, time.Second, longLease, own) },
-		"LockWithRenewal(WaitForever)": func() (*locker.Lock[string], error) { return w.LockWithRenewal(e.ctx, key, locker.WaitForever, own) },
-		"LockWithRenewal from the reader": func() (*locker.Lock[string], error) {
+	for _, c := range []struct {
+		what string
+		call func() (*locker.Lock[string], error)
+	}{
+		{"TryLock", func() (*locker.Lock[string], error) { return w.TryLock(e.ctx, key, longLease, own) }},
+		{"Lock(wait 1s)", func() (*locker.Lock[string], error) { return w.Lock(e.ctx, key, time.Second, longLease, own) }},
+		{"Lock(WaitForever)", func() (*locker.Lock[string], error) { return w.Lock(e.ctx, key, locker.WaitForever, longLease, own) }},
+		{"LockWithRenewal(WaitForever)", func() (*locker.Lock[string], error) { return w.LockWithRenewal(e.ctx, key, locker.WaitForever, own) }},
+		{"LockWithRenewal(WaitForever) from the other client", func() (*locker.Lock[string], error) {
 			return lb.Write().LockWithRenewal(e.ctx, key, locker.WaitForever, locker.WithOwner(hb.Owner()))
-		},
+		}},
 	} {
-		e.rejected("a reader's "+what+" of the write lock", locker.ErrUpgrade, call)
+		e.rejected("a reader's "+c.what+" of the write lock", locker.ErrUpgrade, c.call)
 	}
 	req := driver.AcquireRequest{Name: name, Owner: hr.Owner(), Ticket: token.New(), Lease: longLease}
 	res, err := e.driverAcquire(a.write, req)
