@@ -297,6 +297,8 @@ type broken struct {
 	kind string
 	sh   *shared
 
+	kv kindViews // its read-write lock and semaphore views
+
 	mu     sync.Mutex
 	holds  map[string]hold  // name+owner -> what this client holds (lease-kept-by-connection)
 	places map[string]place // name+ticket -> where this client waits (place-kept-by-connection)
