@@ -257,3 +257,29 @@ func loopUntil(stop <-chan struct{}, f func() error) <-chan error {
 		}
 	})
 }
+
+// queuedOrDone polls the queue of name until a waiter of owner is in it
+// (true) or done is closed (false): a call may acquire before it queues,
+// and a store may not record the owners of its waiters.
+func (e *env) queuedOrDone(i driver.Inspector, name, owner string, done <-chan struct{}) bool {
+	e.t.Helper()
+	deadline := time.Now().Add(patience)
+	for {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		q, err := i.InspectQueue(e.ctx, name)
+		require.NoError(e.t, err, "InspectQueue(%q)", name)
+		for _, x := range q {
+			if x.Owner == owner {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %v waiting for the call of owner %q to queue or acquire", patience, owner)
+		}
+		time.Sleep(pollEvery)
+	}
+}

@@ -489,19 +489,12 @@ func rwWriterNotStarved(e *env) {
 		time.Sleep(stagger)
 	}
 	owner := locker.NewOwner()
+	called := make(chan struct{})
 	w := acquiring(func() (*locker.Lock[string], error) {
+		defer close(called)
 		return wl.Write().Lock(e.ctx, key, locker.WaitForever, longLease, locker.WithOwner(owner))
 	})
-	if inspectable {
-		eventually(e.t, patience, "the writer to queue", func() (bool, error) {
-			q, err := st.InspectQueue(e.ctx, name)
-			for _, x := range q {
-				if x.Owner == owner {
-					return true, err
-				}
-			}
-			return false, err
-		})
+	if inspectable && e.queuedOrDone(st, name, owner, called) {
 		queued.Store(true)
 	}
 	r := await(e.t, patience, "the writer to acquire under a stream of readers", w)

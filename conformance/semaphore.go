@@ -421,19 +421,12 @@ func semLargeNotStarved(e *env) {
 		time.Sleep(stagger)
 	}
 	owner := locker.NewOwner()
+	called := make(chan struct{})
 	w := acquiring(func() (*locker.Lock[string], error) {
+		defer close(called)
 		return bl.Lock(e.ctx, key, locker.WaitForever, longLease, locker.WithOwner(owner), permits(limit))
 	})
-	if inspectable {
-		eventually(e.t, patience, "the large request to queue", func() (bool, error) {
-			q, err := insp.InspectQueue(e.ctx, name)
-			for _, x := range q {
-				if x.Owner == owner {
-					return true, err
-				}
-			}
-			return false, err
-		})
+	if inspectable && e.queuedOrDone(insp, name, owner, called) {
 		queued.Store(true)
 	}
 	r := await(e.t, patience, "the request for every permit to acquire under a stream of small holdings", w)
