@@ -22,6 +22,9 @@ type admin interface {
 	Scan(ctx context.Context, match string, fn func(key string)) error
 	// Exists counts the keys that exist (all of one slot).
 	Exists(ctx context.Context, keys ...string) (int64, error)
+	// HMGet returns the values of the fields of the hash key, "" for a
+	// missing one.
+	HMGet(ctx context.Context, key string, fields ...string) ([]string, error)
 }
 
 // scanCount is the COUNT hint of each SCAN call.
@@ -38,6 +41,20 @@ func (g goredisAdmin) ClusterEnabled(ctx context.Context) (bool, error) {
 
 func (g goredisAdmin) Exists(ctx context.Context, keys ...string) (int64, error) {
 	return g.c.Exists(ctx, keys...).Result()
+}
+
+func (g goredisAdmin) HMGet(ctx context.Context, key string, fields ...string) ([]string, error) {
+	vs, err := g.c.HMGet(ctx, key, fields...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(fields))
+	for i, v := range vs {
+		if i < len(out) {
+			out[i], _ = v.(string)
+		}
+	}
+	return out, nil
 }
 
 func (g goredisAdmin) Scan(ctx context.Context, match string, fn func(string)) error {
@@ -70,6 +87,20 @@ func (r rueidisAdmin) ClusterEnabled(ctx context.Context) (bool, error) {
 
 func (r rueidisAdmin) Exists(ctx context.Context, keys ...string) (int64, error) {
 	return r.c.Do(ctx, r.c.B().Exists().Key(keys...).Build()).AsInt64()
+}
+
+func (r rueidisAdmin) HMGet(ctx context.Context, key string, fields ...string) ([]string, error) {
+	vs, err := r.c.Do(ctx, r.c.B().Hmget().Key(key).Field(fields...).Build()).ToArray()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(fields))
+	for i, v := range vs {
+		if i < len(out) && !v.IsNil() {
+			out[i], _ = v.ToString()
+		}
+	}
+	return out, nil
 }
 
 func (r rueidisAdmin) Scan(ctx context.Context, match string, fn func(string)) error {

@@ -49,6 +49,8 @@ type opts struct {
 	barging bool
 	grace   time.Duration
 	owner   string
+	// inspect, release, watch
+	kind string
 	// release
 	force bool
 	// watch

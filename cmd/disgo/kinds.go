@@ -5,20 +5,29 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/disgolock/disgo/internal/rediscore"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // kind is one lock kind the commands know: how list recognizes it among
-// the keys of a name, how inspect and watch read it, and how it is shown.
-// A new lock kind is one more entry in kinds; no command changes.
+// the keys of a name, how inspect and watch read it, how release frees it,
+// and how it is shown. A new lock kind is one more entry in kinds; no
+// command changes.
 type kind struct {
 	name string
-	// live are the key suffixes (see rediscore.Layout.Keys) whose presence
-	// makes a name an existing lock of this kind.
+	// about is the kind's one-line description, for the help texts.
+	about string
+	// live are the key suffixes (see rediscore.Layout.Keys and KindKeys)
+	// whose presence makes a name an existing lock of this kind.
 	live []string
+	// backend returns the store's Backend of this kind (the store itself
+	// for the mutex, one of its views otherwise), or an error when the
+	// store has none.
+	backend func(s *session) (driver.Backend, error)
 	// inspect reads the state of the lock name.
 	inspect func(ctx context.Context, s *session, name string) (view, error)
 }
@@ -33,24 +42,83 @@ type view interface {
 	// row is the lock's line in list: the HOLDER, HOLDS, FENCE, LEASE and
 	// WAITERS columns, filled as fits the kind.
 	row() []string
+	// holdings describes the live holdings in one line, for release.
+	holdings() string
 }
 
-// kinds are the known lock kinds; list tries them in order.
+// kinds are the known lock kinds, the mutex first: it is the default of
+// every command that takes --kind.
 var kinds = []kind{
-	{name: "lock", live: []string{"lock", "q"}, inspect: inspectLock},
+	{name: "lock", about: "the exclusive lock of locker.New (a mutex)",
+		live: []string{"lock", "q"}, backend: mutexBackend, inspect: inspectLock},
+	{name: "rwlock", about: "the read-write lock of locker.NewRW",
+		live: []string{"rw.h", "rw.q"}, backend: rwBackend, inspect: inspectHolders(rwKind)},
+	{name: "semaphore", about: "the counting semaphore of locker.NewSemaphore",
+		live: []string{"sem.h", "sem.q"}, backend: semBackend, inspect: inspectHolders(semKind)},
 }
 
-// kindOf returns the kind of a name whose keys have the suffixes present,
-// or nil when none of them makes it a lock that exists now.
-func kindOf(present map[string]bool) *kind {
+// kindNames lists the names of the kinds, for messages.
+func kindNames() string {
+	n := make([]string, len(kinds))
+	for i := range kinds {
+		n[i] = kinds[i].name
+	}
+	return strings.Join(n, ", ")
+}
+
+// kindsHelp describes the kinds, one per line, for the help texts.
+func kindsHelp() string {
+	var b strings.Builder
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "  %-10s %s\n", k.name, k.about)
+	}
+	return b.String()
+}
+
+// lookupKind returns the kind named name, or a usage error.
+func lookupKind(name string) (*kind, error) {
+	for i := range kinds {
+		if kinds[i].name == name {
+			return &kinds[i], nil
+		}
+	}
+	return nil, usagef("--kind %q: want one of %s", name, kindNames())
+}
+
+// kindsOf returns the kinds of a name whose keys have the suffixes present:
+// those that make it a lock of the kind that exists now, in the order of
+// kinds.
+func kindsOf(present map[string]bool) []*kind {
+	var ks []*kind
 	for i := range kinds {
 		for _, suf := range kinds[i].live {
 			if present[suf] {
-				return &kinds[i]
+				ks = append(ks, &kinds[i])
+				break
 			}
 		}
 	}
-	return nil
+	return ks
+}
+
+func mutexBackend(s *session) (driver.Backend, error) { return s.store, nil }
+
+func rwBackend(s *session) (driver.Backend, error) {
+	rw, ok := s.store.(driver.RWLocker)
+	if !ok {
+		return nil, fmt.Errorf("the %s store has no read-write locks", s.o.adapter)
+	}
+	// Either view reads and frees the whole read-write lock.
+	_, w := rw.RWLocks()
+	return w, nil
+}
+
+func semBackend(s *session) (driver.Backend, error) {
+	sm, ok := s.store.(driver.Semaphorer)
+	if !ok {
+		return nil, fmt.Errorf("the %s store has no semaphores", s.o.adapter)
+	}
+	return sm.Semaphores(), nil
 }
 
 // header is what every view starts with.
@@ -89,6 +157,11 @@ type waiterView struct {
 	Owner          string `json:"owner"`
 	HeartbeatAgeMS int64  `json:"heartbeat_age_ms"`  // since its last heartbeat; -1 when unknown
 	HeartbeatMS    int64  `json:"heartbeat_left_ms"` // until it is evicted for silence; negative once lapsed
+	// What it waits for, for the kinds with holdings of their own: "read"
+	// or "write" (a read-write lock), or Permits (a semaphore); both empty
+	// for a mutex, and when its record is gone.
+	Mode    string `json:"mode,omitempty"`
+	Permits int    `json:"permits,omitempty"`
 }
 
 func inspectLock(ctx context.Context, s *session, name string) (view, error) {
@@ -132,28 +205,64 @@ func (v *lockView) detail(w io.Writer) {
 	}
 	fmt.Fprintf(tw, "WAITERS\t%d\n", v.Waiters)
 	tw.Flush()
+	printQueue(w, v.Waiters, v.Queue, v.QueueErr, false)
+}
+
+// printQueue writes the queue part of a detail view; with wants, the
+// WANTS column says what each waiter waits for.
+func printQueue(w io.Writer, waiters int, queue []waiterView, queueErr string, wants bool) {
 	switch {
-	case v.Waiters == 0:
-	case v.QueueErr != "":
-		fmt.Fprintf(w, "\nqueue: %s\n", v.QueueErr)
-	case v.Queue == nil:
+	case waiters == 0:
+	case queueErr != "":
+		fmt.Fprintf(w, "\nqueue: %s\n", queueErr)
+	case queue == nil:
 		fmt.Fprintf(w, "\n(this store does not list its queue: the waiters are counted only)\n")
 	default:
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "POSITION\tOWNER\tTICKET\tHEARTBEAT AGE\tEVICTED IN\n")
-		for _, q := range v.Queue {
+		if wants {
+			fmt.Fprintf(tw, "POSITION\tOWNER\tWANTS\tTICKET\tHEARTBEAT AGE\tEVICTED IN\n")
+		} else {
+			fmt.Fprintf(tw, "POSITION\tOWNER\tTICKET\tHEARTBEAT AGE\tEVICTED IN\n")
+		}
+		for _, q := range queue {
 			evict := ms(q.HeartbeatMS)
 			if q.HeartbeatMS < 0 {
 				evict = "lapsed"
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", q.Position, dash(q.Owner), q.Ticket, ms(q.HeartbeatAgeMS), evict)
+			want := ""
+			if wants {
+				switch {
+				case q.Mode != "":
+					want = q.Mode + "\t"
+				case q.Permits > 0:
+					want = plural(q.Permits, "permit") + "\t"
+				default:
+					want = "-\t"
+				}
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s%s\t%s\t%s\n", q.Position, dash(q.Owner), want, q.Ticket, ms(q.HeartbeatAgeMS), evict)
 		}
 		tw.Flush()
 	}
 }
 
+// plural returns "1 thing" or "n things".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return strconv.Itoa(n) + " " + thing + "s"
+}
+
 func (v *lockView) live() bool { return v.Held || v.Waiters > 0 }
+
+func (v *lockView) holdings() string {
+	if !v.Held {
+		return ""
+	}
+	return fmt.Sprintf("owner %s, fence %d", v.Owner, v.Fence)
+}
 
 func (v *lockView) row() []string {
 	if !v.Held {

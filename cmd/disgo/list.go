@@ -20,17 +20,25 @@ var cmdList = &command{
 	help: `List finds the locks that exist now, held or with waiters queued, by SCAN over
 the store's keys (on a Redis Cluster, over every master), and shows each
 lock's state in one line. A lock that is free with nobody waiting has no
-keys (apart from its last fencing token) and is not listed.
+keys (apart from its last fencing token) and is not listed. Locks of every
+kind are listed (KIND lock, rwlock, semaphore; see 'disgo help inspect'):
+a name with a mutex and a read-write lock has a line for each.
 
 --namespace NS lists the locks of that namespace only; without it, locks of
 every namespace are listed. --match GLOB keeps the keys (without their
 namespace) that match GLOB. SCAN reads the store in steps: a lock taken or
 freed while list runs may or may not be shown.
 
-Columns: NAMESPACE, KEY, KIND, HOLDER (owner token, or "(free)" when only
-waiters exist), HOLDS, FENCE, LEASE (left), WAITERS.
+Columns: NAMESPACE, KEY, KIND, HOLDER, HOLDS, FENCE, LEASE (left), WAITERS.
+HOLDER is, for a mutex, the holder's owner token; for a read-write lock,
+the writer's owner token or "N readers"; for a semaphore, "USED/LIMIT
+permits" (a semaphore whose limit is not recorded: "USED permits"); "(free)"
+when only waiters exist (a semaphore: "0/LIMIT permits"). For the kinds with many
+holdings, HOLDS is the hold counts summed, FENCE the greatest fencing
+token and LEASE the longest lease left of the holdings.
 
-With --json it prints one object per lock, one per line, as inspect --json.
+With --json it prints one object per lock, one per line, as inspect --json
+(whose help describes the fields of each kind).
 
 The Redis user needs +scan besides the locking rules (see the README).
 
@@ -79,7 +87,7 @@ func runList(ctx context.Context, a *app, o *opts, args []string) error {
 		if (o.set["namespace"] || o.namespace != "") && ns != o.namespace {
 			continue
 		}
-		if !re.MatchString(key) || kindOf(present[name]) == nil {
+		if !re.MatchString(key) || len(kindsOf(present[name])) == 0 {
 			continue
 		}
 		names = append(names, name)
@@ -92,23 +100,24 @@ func runList(ctx context.Context, a *app, o *opts, args []string) error {
 	}
 	enc := json.NewEncoder(a.stdout)
 	for _, name := range names {
-		k := kindOf(present[name])
-		v, err := k.inspect(ctx, s, name)
-		if err != nil {
-			return s.diagnose(err)
-		}
-		if !v.live() {
-			continue // freed since the scan
-		}
-		if o.json {
-			if err := enc.Encode(v); err != nil {
-				return err
+		for _, k := range kindsOf(present[name]) {
+			v, err := k.inspect(ctx, s, name)
+			if err != nil {
+				return s.diagnose(err)
 			}
-			continue
+			if !v.live() {
+				continue // freed since the scan
+			}
+			if o.json {
+				if err := enc.Encode(v); err != nil {
+					return err
+				}
+				continue
+			}
+			h := newHeader(k.name, name)
+			cols := append([]string{dash(h.Namespace), h.Key, k.name}, v.row()...)
+			fmt.Fprintln(tw, strings.Join(cols, "\t"))
 		}
-		h := newHeader(k.name, name)
-		cols := append([]string{dash(h.Namespace), h.Key, k.name}, v.row()...)
-		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
 	return tw.Flush()
 }

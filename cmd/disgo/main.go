@@ -239,9 +239,13 @@ Connection flags (accepted before or after COMMAND; flag, else environment, else
 Lock names: NAME is the key a program passes to locker.Locker; with --namespace NS
 the store sees NS:NAME, exactly as a Locker with Options.Namespace NS does.
 
+Lock kinds: one NAME has a lock of each kind, each a lock of its own:
+`+kindsHelp()+`list, inspect and watch show every kind that exists; inspect, watch and release
+take --kind KIND (release frees the mutex, "lock", unless --kind says otherwise).
+
 Exit statuses:
   0      success (run: the command exited 0)
-  1      a check failed (release --force of a lock that is free)
+  1      a check failed (release --force of a lock that is free, of the --kind given)
   64     usage error: bad flags or arguments, or a bad --redis URL
   69     the store is unreachable or failed
   75     run: the lock was not obtained within --wait
@@ -259,6 +263,7 @@ Examples:
   disgo run --wait 10m --namespace jobs nightly -- /usr/local/bin/nightly.sh
   disgo watch --namespace jobs nightly
   disgo release --force --namespace jobs nightly
+  disgo release --force --kind semaphore --namespace jobs pool
 
 Run 'disgo help COMMAND' for the flags and output of a command.
 `)

@@ -19,6 +19,7 @@ var cmdWatch = &command{
 	flags: func(fs *flag.FlagSet, o *opts) {
 		fs.DurationVar(&o.interval, "interval", time.Second, "time between refreshes")
 		fs.IntVar(&o.count, "count", 0, "stop after `N` refreshes (0: until interrupted)")
+		kindFlag(fs, o, "watch the lock of this kind only, even when it is free")
 	},
 	help: `Watch shows the state of the lock NAME as inspect does, again every --interval,
 until interrupted (Ctrl-C; exit status 0) or, with --count N, N times. On a
@@ -26,9 +27,14 @@ terminal each refresh replaces the previous one; otherwise each is printed
 after a line with its time. A store error during the watch is shown, and
 the next refresh tries again.
 
-With --json it prints one object per refresh, one per line: the fields of
-inspect --json plus "time" (RFC 3339), or {"time","error"} for a failed
-refresh.
+Each refresh shows what inspect shows: without --kind, the lock of every
+kind of NAME that exists at that moment (or the free mutex), so the view
+follows NAME whatever kind of lock it is; with --kind KIND, that kind's
+lock only, free or not.
+
+With --json it prints one object per lock shown per refresh, one per line:
+the fields of inspect --json plus "time" (RFC 3339, the same for the locks
+of one refresh), or {"time","error"} for a failed refresh.
 
 Example:
   disgo watch --interval 500ms --namespace jobs nightly`,
@@ -44,6 +50,11 @@ func runWatch(ctx context.Context, a *app, o *opts, args []string) error {
 	}
 	if o.count < 0 {
 		return usagef("--count %d: negative", o.count)
+	}
+	if o.kind != "" {
+		if _, err := lookupKind(o.kind); err != nil {
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -61,14 +72,20 @@ func runWatch(ctx context.Context, a *app, o *opts, args []string) error {
 	defer tick.Stop()
 	for n := 1; ; n++ {
 		now := time.Now()
-		v, err := inspectName(ctx, s, name)
+		vs, err := inspectName(ctx, s, name)
 		if ctx.Err() != nil {
 			return nil
 		}
 		switch {
-		case o.json:
-			if err := watchJSON(a.stdout, now, v, s.diagnose(err)); err != nil {
+		case o.json && err != nil:
+			if err := watchJSON(a.stdout, now, nil, s.diagnose(err)); err != nil {
 				return err
+			}
+		case o.json:
+			for _, v := range vs {
+				if err := watchJSON(a.stdout, now, v, nil); err != nil {
+					return err
+				}
 			}
 		default:
 			if tty {
@@ -80,7 +97,12 @@ func runWatch(ctx context.Context, a *app, o *opts, args []string) error {
 			if err != nil {
 				fmt.Fprintf(a.stdout, "error: %v\n", s.diagnose(err))
 			} else {
-				v.detail(a.stdout)
+				for i, v := range vs {
+					if i > 0 {
+						fmt.Fprintln(a.stdout)
+					}
+					v.detail(a.stdout)
+				}
 			}
 		}
 		if o.count > 0 && n >= o.count {
