@@ -132,6 +132,7 @@ var suite = []group{
 		{name: "NoDeadlock", run: multiNoDeadlock, modes: true},
 		{name: "OneLossSignal", run: multiOneLossSignal, modes: true},
 		{name: "BadInput", run: multiBadInput},
+		{name: "AtomicStep", run: multiAtomic, modes: true},
 	}},
 	{"ForceRelease", []test{
 		{name: "RevokesTheHolder", run: forceReleaseRevokesTheHolder, modes: true},

@@ -5,6 +5,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/disgolock/disgo/internal/token"
+	"github.com/disgolock/disgo/locker/driver"
 )
 
 // MultiLock is a hold on the locks of several keys at once, taken all or
@@ -18,8 +21,17 @@ import (
 // never deadlock, because every caller takes the locks in one global order
 // (by lock name) and waits for at most one at a time.
 //
-// What it does not: the acquisition is not one atomic step. While a call
-// waits for a later name of its set, it already holds the earlier ones, so
+// Atomic where the store can: on a backend that implements
+// driver.MultiAcquirer, the first attempt at the set is one atomic step
+// that takes every lock or none, when the store can do that for the set
+// (always on the memory backend and on a standalone Redis; on Redis
+// Cluster only when every name hashes to one slot, and for at most 128
+// names). TryLockAll is then that one step: others never see part of the
+// set taken. LockAll makes that attempt first and, when it finds a lock
+// taken, waits as described next.
+//
+// What it does not: waiting is not one atomic step. While a call waits
+// for a later name of its set, it already holds the earlier ones, so
 // others see part of the set taken (they wait, or TryLock fails, as for
 // any held lock), and a call that then fails releases what it took. The
 // loss of one lock of the set (its lease lapsed, it was taken or force
@@ -108,6 +120,17 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 	if wait != WaitForever {
 		deadline = time.Now().Add(wait)
 	}
+	if ma, ok := l.backend.(driver.MultiAcquirer); ok && len(items) > 1 {
+		names := make([]string, len(items))
+		ks := make([]T, len(items))
+		for i, it := range items {
+			names[i], ks[i] = it.name, it.key
+		}
+		m, done, err := l.lockAtOnce(ctx, op, ma, ks, names, owner, wait, lease, renew)
+		if done {
+			return m, err
+		}
+	}
 	m := &MultiLock[T]{done: make(chan struct{})}
 	for _, it := range items {
 		left := WaitForever
@@ -145,6 +168,81 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 		go m.watch(h)
 	}
 	return m, nil
+}
+
+// lockAtOnce makes the one atomic attempt of driver.MultiAcquirer at the
+// locks of names (sorted, distinct; ks their keys), as the owner that
+// ownerOpt names. done reports that the call is decided: the set is held
+// (m), or it failed (err). Otherwise the caller goes on name by name: the
+// store cannot take this set at once, or found a lock taken while the call
+// may wait, or failed while the call may retry; nothing is held then.
+func (l *Locker[T]) lockAtOnce(ctx context.Context, op string, ma driver.MultiAcquirer, ks []T, names []string, ownerOpt []CallOption, wait, lease time.Duration, renew bool) (m *MultiLock[T], done bool, err error) {
+	var co callOptions
+	for _, f := range ownerOpt {
+		f(&co)
+	}
+	reqs := make([]driver.AcquireRequest, len(names))
+	for i, name := range names {
+		reqs[i] = driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease, Permits: co.permits, Limit: l.limit}
+	}
+	start := time.Now()
+	rctx, cancel := bounded(ctx, start, l.cfg.RequestTimeout)
+	res, ok, err := ma.AcquireAll(rctx, reqs, l.queue != nil)
+	cancel()
+	if !ok {
+		return nil, false, nil
+	}
+	undoAll := func() {
+		for _, r := range reqs {
+			l.undo(r)
+		}
+	}
+	if err != nil {
+		storeError(l.obs, ctx, names[0], "acquire all", err)
+		undoAll() // the outcome is unknown: undo each attempt by its ticket
+		if wait == 0 || ctx.Err() != nil {
+			return nil, true, &Error{Op: op, Name: names[0], Err: failure(ctx, err)}
+		}
+		return nil, false, nil
+	}
+	if len(res) != len(reqs) || !res[0].Acquired {
+		if wait == 0 {
+			name := names[0]
+			for i, r := range res {
+				if i < len(names) && !r.Acquired && (r.Fence != 0 || r.TTL != 0) {
+					name = names[i]
+					break
+				}
+			}
+			return nil, true, &Error{Op: op, Name: name, Err: ErrNotObtained}
+		}
+		return nil, false, nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		undoAll()
+		return nil, true, &Error{Op: op, Name: names[0], Err: cerr}
+	}
+	m = &MultiLock[T]{done: make(chan struct{})}
+	for i := range reqs {
+		h, rerr := l.register(ks[i], reqs[i], start, lease, res[i], renew)
+		if rerr != nil {
+			err = &Error{Op: op, Name: names[i], Err: rerr}
+			for _, r := range reqs[i+1:] { // register undid reqs[i]
+				l.undo(r)
+			}
+			for j := len(m.locks) - 1; j >= 0; j-- {
+				if xerr := m.locks[j].Release(context.WithoutCancel(ctx)); xerr != nil {
+					err = joinErrors(err, xerr)
+				}
+			}
+			return nil, true, err
+		}
+		m.locks = append(m.locks, h)
+	}
+	for _, h := range m.locks {
+		go m.watch(h)
+	}
+	return m, true, nil
 }
 
 // watch ends m when h ends.

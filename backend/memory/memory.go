@@ -4,8 +4,10 @@
 // unit tests of code that takes locks, and it passes the conformance suite.
 //
 // A [Store] is the "server". It implements driver.Backend, driver.Queue,
-// driver.Notifier, driver.Inspector and driver.BatchExtender itself, so
-// memory.New() can be passed straight to locker.New. [Store.Client] hands
+// driver.Notifier, driver.Inspector, driver.BatchExtender,
+// driver.ForceReleaser, driver.RWLocker and driver.Semaphorer itself, so
+// memory.New() can be passed straight to locker.New, locker.NewRW and
+// locker.NewSemaphore. [Store.Client] hands
 // out further independent views of the same store, each behaving like a
 // separate process with its own subscriptions, which a test can [Client.Kill]
 // to simulate a crash, or [Client.Stall] to simulate a process pause.
@@ -42,6 +44,56 @@
 //     µs), so they increase strictly per name even after [Store.Wipe] or
 //     expiry, whatever the clock does.
 //   - Nothing is kept for an idle name (lock free and queue empty).
+//
+// Read-write locks and semaphores ([Client.RWLocks], [Client.Semaphores]):
+// the read-write lock and the semaphore of a name are locks of their own,
+// apart from each other and from the name's mutex: each has its own
+// record, queue and subscription topic. A record holds any number of
+// holdings, one per (owner, write) slot, each as a mutex holding is
+// {hold count, permits, fencing token, ticket of the latest acquisition,
+// lease expiry}, alive up to and including its expiry instant. The rules,
+// beyond those of the mutex above:
+//
+//   - Read: a fresh read hold fits while no other owner holds the write
+//     hold. Write: a fresh write hold fits while no other owner holds
+//     anything; an owner that holds a read hold and no write hold gets
+//     driver.ErrUpgrade. Semaphore: a fresh holding of k permits fits
+//     while the permits of the live holdings plus k are at most the limit.
+//     The limit is recorded while the semaphore has holders or waiters; a
+//     request declaring another one, or an owner's re-entry asking other
+//     permits than it holds, gets driver.ErrMismatch. An error changes
+//     nothing.
+//   - A re-entry (the slot is held) counts once per distinct ticket, never
+//     shortens the lease and is taken at once, whatever waits; so is a
+//     fresh read hold by the owner of the write hold.
+//   - Every call that changes a lock (Acquire, AcquireFair, Release, Leave,
+//     ForceRelease) first expires lapsed holdings, evicts lapsed waiters
+//     and grants holdings to the head of the queue and on while they fit
+//     (the grant pass); it ends with a grant pass too. Barging attempts
+//     evict too. Extend, ExtendBatch, Inspect and InspectQueue grant
+//     nothing. So after every changing call, the head of the queue (if
+//     any) does not fit: a head that does not fit blocks those behind it.
+//   - A fair fresh hold is taken by the head of the queue or with an empty
+//     queue; otherwise the ticket joins or keeps its place, recording on
+//     joining its grant: its slot, permits and min(lease, waiter TTL).
+//     Barging takes whatever fits.
+//   - A grant makes the head's owner hold its slot with count 1, a fresh
+//     fencing token, the ticket as latest acquisition and the lease of its
+//     grant, and tells it "<ticket> <fence>". (Should the owner hold the
+//     slot already, taken meanwhile with another ticket, the grant is a
+//     re-entry of it: counted once more, with the ticket as the latest.)
+//   - When a holding ends (Release to zero, ForceRelease) and the queue is
+//     empty after the grant pass, every waiter of the lock is woken.
+//   - Fencing tokens come from the store-wide counter, so every fresh hold
+//     of a lock gets a token greater than every earlier one. A "not
+//     acquired" answer carries the newest token issued for the lock while
+//     its record lived, or the store-wide last one when none was.
+//   - ForceRelease (either view of a read-write lock) ends every holding
+//     and marks each (owner, write) slot revoked for the rest of its lease
+//     plus a second, so that the former holder's Extend of that view fails
+//     with driver.ErrRevoked.
+//   - Nothing is kept for an idle lock (no holding, no waiter, no revoked
+//     marker).
 //
 // Differences from Redis, none of which a caller can rely on the other way:
 // eviction is not limited to 64 waiters per call, and with different
@@ -115,7 +167,10 @@ type Store struct {
 	lastFence int64              // last fencing token issued, store-wide
 	names     map[string]*record // live names only (lock held or queue non-empty)
 	sweepAt   int                // sweep idle records when names grows beyond this
-	subs      map[string]map[*subscription]struct{}
+	subs      map[topic]map[*subscription]struct{}
+
+	shared        map[topic]*shared // live read-write locks and semaphores
+	sharedSweepAt int               // sweep idle shared records when shared grows beyond this
 }
 
 // record is the state of one name.
@@ -168,8 +223,11 @@ func NewWithOptions(o Options) *Store {
 	s := &Store{
 		now:     o.Now,
 		names:   make(map[string]*record),
-		subs:    make(map[string]map[*subscription]struct{}),
+		subs:    make(map[topic]map[*subscription]struct{}),
 		sweepAt: minSweep,
+
+		shared:        make(map[topic]*shared),
+		sharedSweepAt: minSweep,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -181,35 +239,49 @@ func NewWithOptions(o Options) *Store {
 // Client returns a new independent client of the store, like a separate
 // process: it sees the same locks and queues, has its own subscriptions,
 // and can be killed on its own.
-func (s *Store) Client() *Client { return &Client{s: s, names: make(map[string]int)} }
+func (s *Store) Client() *Client {
+	c := &Client{s: s, names: make(map[topic]int)}
+	c.read = &view{c: c, kind: rwLock}
+	c.write = &view{c: c, kind: rwLock, write: true}
+	c.sem = &view{c: c, kind: semLock}
+	return c
+}
 
-// ActiveSubscriptions returns the number of lock names that at least one
-// live subscription of any client of the store listens on.
+// ActiveSubscriptions returns the number of locks that at least one live
+// subscription of any client of the store listens on; the mutex, the
+// read-write lock and the semaphore of a name count apart.
 func (s *Store) ActiveSubscriptions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.subs)
 }
 
-// Wipe deletes all state of name, lock and queue, as an eviction or an
-// operator would. It publishes nothing and leaves subscriptions alone.
-// Fencing tokens stay increasing: the counter is store-wide.
+// Wipe deletes all state of name, locks and queues (its mutex, read-write
+// lock and semaphore), as an eviction or an operator would. It publishes
+// nothing and leaves subscriptions alone. Fencing tokens stay increasing:
+// the counter is store-wide.
 func (s *Store) Wipe(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.names, name)
+	delete(s.shared, topic{rwLock, name})
+	delete(s.shared, topic{semLock, name})
 }
 
 // Keys returns the pseudo-keys of the live records of lock names that
-// contain substr: name+":lock" while the lock is held and name+":q" while
-// its queue is not empty. A Store keeps no per-name fence record. Records
-// found idle on the way are dropped.
+// contain substr: name+":lock" while the mutex is held and name+":q" while
+// its queue is not empty; name+":rw" and name+":rw:q" likewise for the
+// read-write lock, and name+":sem" and name+":sem:q" for the semaphore. A
+// Store keeps no per-name fence record. Records found idle on the way are
+// dropped.
 func (s *Store) Keys(substr string) []string {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.sweep(s.tick(now))
-	var keys []string
+	now = s.tick(now)
+	s.sweep(now)
+	s.sweepShared(now)
+	keys := s.sharedKeys(substr)
 	for name, r := range s.names {
 		if !strings.Contains(name, substr) {
 			continue
@@ -328,13 +400,13 @@ func (s *Store) sweep(now time.Time) {
 // publish wakes the subscriptions of name addressed by msg: the one ticket,
 // or all for a broadcast. A subscription of a stalled client gets the
 // message when the client resumes. It never blocks. Called with s.mu held.
-func (s *Store) publish(name, msg string) {
+func (s *Store) publish(tp topic, msg string) {
 	ticket, fence := msg, int64(0)
 	if i := strings.IndexByte(msg, ' '); i >= 0 {
 		ticket = msg[:i]
 		fence, _ = strconv.ParseInt(msg[i+1:], 10, 64)
 	}
-	for sub := range s.subs[name] {
+	for sub := range s.subs[tp] {
 		if ticket == broadcast || sub.ticket == ticket {
 			if c := sub.c; c.stalls > 0 {
 				c.held = append(c.held, &held{sub: sub, fence: fence})
@@ -389,9 +461,11 @@ type Client struct {
 
 	// guarded by s.mu
 	killed bool
-	names  map[string]int // live subscriptions of this client per name
-	stalls int            // Stall calls not yet resumed; > 0: stalled
-	held   []*held        // while stalled (and resuming): calls and messages held back, oldest first
+	names  map[topic]int // live subscriptions of this client per lock
+	stalls int           // Stall calls not yet resumed; > 0: stalled
+	held   []*held       // while stalled (and resuming): calls and messages held back, oldest first
+
+	read, write, sem *view // the views of the client's read-write locks and semaphores
 }
 
 // held is a call or a message held back while its client is stalled.
@@ -479,7 +553,7 @@ func (c *Client) resume() {
 		c.held = c.held[1:]
 		switch {
 		case h.sub != nil:
-			if _, live := s.subs[h.sub.name][h.sub]; live {
+			if _, live := s.subs[h.sub.topic][h.sub]; live {
 				h.sub.deliver(h.fence)
 			}
 		case h.abandoned, h.started:
@@ -496,8 +570,9 @@ func (c *Client) resume() {
 	}
 }
 
-// ActiveSubscriptions returns the number of lock names this client holds
-// at least one live subscription on.
+// ActiveSubscriptions returns the number of locks this client holds at
+// least one live subscription on; the mutex, the read-write lock and the
+// semaphore of a name count apart.
 func (c *Client) ActiveSubscriptions() int {
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
@@ -637,7 +712,7 @@ func (c *Client) acquire(ctx context.Context, req driver.AcquireRequest, fair bo
 		res.Position = r.room.Join(req.Ticket, deadline)
 		if r.count == 0 {
 			// Free, but another waiter is ahead: make sure it knows.
-			s.publish(req.Name, head)
+			s.publish(topic{mutexLock, req.Name}, head)
 		}
 	}
 	return res, nil
@@ -715,7 +790,7 @@ func (s *Store) handOn(name string, r *record, now time.Time) {
 			}
 		}
 	}
-	s.publish(name, msg)
+	s.publish(topic{mutexLock, name}, msg)
 }
 
 // Extend implements driver.Backend, mirroring extend.lua: it sets the
@@ -781,7 +856,7 @@ func (c *Client) Leave(ctx context.Context, name, ticket string) error {
 	head, _ := r.room.Head()
 	if r.leave(ticket) && head == ticket && r.count == 0 {
 		if next, ok := r.room.Head(); ok {
-			s.publish(name, next)
+			s.publish(topic{mutexLock, name}, next)
 		}
 	}
 	return nil

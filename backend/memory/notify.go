@@ -6,10 +6,28 @@ import (
 	"github.com/disgolock/disgo/locker/driver"
 )
 
-// subscription is one waiter's interest in wake-ups of one name.
+// lockKind tells the three locks of a name apart: its mutex (the Store and
+// Client themselves), its read-write lock and its semaphore (their views).
+type lockKind uint8
+
+const (
+	mutexLock lockKind = iota
+	rwLock
+	semLock
+)
+
+// topic is what a subscription listens on: the wake-ups of one lock, the
+// lock of one kind of one name. The read and write views of a name share
+// the topic of its read-write lock.
+type topic struct {
+	kind lockKind
+	name string
+}
+
+// subscription is one waiter's interest in wake-ups of one lock.
 type subscription struct {
 	c      *Client
-	name   string
+	topic  topic
 	ticket string
 	wake   chan struct{} // buffer 1: wake-ups coalesce
 	fence  int64         // guarded by Store.mu: fence of a grant to ticket, 0 before one
@@ -54,7 +72,7 @@ func (c *Client) SubscribeActive(name, ticket string) (driver.Subscription, bool
 	if c.killed {
 		return nil, false
 	}
-	return s.subscribe(c, name, ticket), true
+	return s.subscribe(c, topic{mutexLock, name}, ticket), true
 }
 
 // SubscribeActive implements driver.Notifier on the store's
@@ -75,17 +93,18 @@ func (c *Client) Subscribe(ctx context.Context, name, ticket string) (driver.Sub
 	}
 	s := c.s
 	defer s.mu.Unlock()
-	return s.subscribe(c, name, ticket), nil
+	return s.subscribe(c, topic{mutexLock, name}, ticket), nil
 }
 
-// subscribe registers a subscription of c. Called with s.mu held.
-func (s *Store) subscribe(c *Client, name, ticket string) *subscription {
-	sub := &subscription{c: c, name: name, ticket: ticket, wake: make(chan struct{}, 1)}
-	if s.subs[name] == nil {
-		s.subs[name] = make(map[*subscription]struct{})
+// subscribe registers a subscription of c to the wake-ups of tp. Called
+// with s.mu held.
+func (s *Store) subscribe(c *Client, tp topic, ticket string) *subscription {
+	sub := &subscription{c: c, topic: tp, ticket: ticket, wake: make(chan struct{}, 1)}
+	if s.subs[tp] == nil {
+		s.subs[tp] = make(map[*subscription]struct{})
 	}
-	s.subs[name][sub] = struct{}{}
-	c.names[name]++
+	s.subs[tp][sub] = struct{}{}
+	c.names[tp]++
 	return sub
 }
 
@@ -104,16 +123,16 @@ func (sub *subscription) Close() {
 // unsubscribe removes sub if it is still live, dropping the per-name
 // counts that reach zero. Called with s.mu held.
 func (s *Store) unsubscribe(sub *subscription) {
-	name := sub.name
-	subs := s.subs[name]
+	tp := sub.topic
+	subs := s.subs[tp]
 	if _, ok := subs[sub]; !ok {
 		return
 	}
 	delete(subs, sub)
 	if len(subs) == 0 {
-		delete(s.subs, name)
+		delete(s.subs, tp)
 	}
-	if sub.c.names[name]--; sub.c.names[name] == 0 {
-		delete(sub.c.names, name)
+	if sub.c.names[tp]--; sub.c.names[tp] == 0 {
+		delete(sub.c.names, tp)
 	}
 }

@@ -27,7 +27,7 @@ func TestStore(t *testing.T) {
 				s.mu.Lock()
 				defer s.mu.Unlock()
 				for _, name := range names {
-					assert.Empty(t, s.subs[name], "subscriptions to %q are left", name)
+					assert.Empty(t, s.subs[topic{mutexLock, name}], "subscriptions to %q are left", name)
 				}
 			},
 			Expire: func(_ *testing.T, name string) { expireLock(s, name) },

@@ -36,6 +36,8 @@ var (
 	inspectQueueLua string
 	//go:embed lua/forcerelease.lua
 	forceReleaseLua string
+	//go:embed lua/acquireall.lua
+	acquireAllLua string
 )
 
 // Script sources as the adapters load them. extend.lua, run for every
@@ -48,6 +50,7 @@ var (
 	InspectLua      = withLib(inspectLua)
 	InspectQueueLua = withLib(inspectQueueLua)
 	ForceReleaseLua = withLib(forceReleaseLua)
+	AcquireAllLua   = withLib(acquireAllLua)
 )
 
 func withLib(src string) string { return libLua + "\n" + src }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker/driver"
 )
 
@@ -54,6 +55,7 @@ func RunCluster(t *testing.T, c *redistest.Cluster, h ClusterHarness) {
 		t.Run("Classic", func(t *testing.T) { cl.testWakeUps(t, true) })
 	})
 	t.Run("NamesOfOneSlot", cl.testNamesOfOneSlot)
+	t.Run("AcquireAllOneSlot", cl.testAcquireAllOneSlot)
 	t.Run("RefusedSubscription", cl.testRefusedSubscription)
 	t.Run("AwkwardNames", cl.testAwkwardNames)
 	t.Run("ExtendBatchAcrossMasters", cl.testExtendBatch)
@@ -594,4 +596,61 @@ func (c *cluster) testSlotMigration(t *testing.T) {
 	_, _, err = holder.Release(ctx, name, "alice", "")
 	require.NoError(t, err)
 	woken(t, sub, "a release on the new master")
+}
+
+// testAcquireAllOneSlot: the atomic multi-lock step takes a set of names
+// of one slot in one script, and declines (sending nothing) a set that
+// spans slots.
+func (c *cluster) testAcquireAllOneSlot(t *testing.T) {
+	ctx := ctxT(t)
+	opts := Options{Prefix: "multi"}
+	s := c.store(t, "", opts)
+	ma, ok := s.(driver.MultiAcquirer)
+	require.True(t, ok, "%T does not implement driver.MultiAcquirer", s)
+	layout := rediscore.Layout{Prefix: opts.Prefix}
+	var same []string // two names of one slot
+	seen := make(map[int64]string)
+	for i := 0; same == nil; i++ {
+		name := fmt.Sprint("multi-", i)
+		slot := c.slotOf(t, layout.Keys(name)[rediscore.KeyLock])
+		if prev, ok := seen[slot]; ok {
+			same = []string{prev, name}
+		}
+		seen[slot] = name
+	}
+	other := "" // a name of another slot
+	for slot, name := range seen {
+		if slot != c.slotOf(t, layout.Keys(same[0])[rediscore.KeyLock]) {
+			other = name
+			break
+		}
+	}
+	require.NotEmpty(t, other)
+	owner := token.New()
+	reqs := func(names ...string) []driver.AcquireRequest {
+		rs := make([]driver.AcquireRequest, len(names))
+		for i, n := range names {
+			rs[i] = driver.AcquireRequest{Name: n, Owner: owner, Ticket: token.New(), Lease: time.Minute}
+		}
+		return rs
+	}
+	res, ok, err := ma.AcquireAll(ctx, reqs(same...), false)
+	require.NoError(t, err)
+	require.True(t, ok, "names %v of one slot were declined", same)
+	for i, r := range res {
+		require.True(t, r.Acquired, "%s not acquired", same[i])
+	}
+	for _, n := range same {
+		held, _, err := s.Release(ctx, n, owner, "")
+		require.NoError(t, err)
+		require.True(t, held, "%s was not held", n)
+	}
+	res, ok, err = ma.AcquireAll(ctx, reqs(same[0], other), false)
+	require.NoError(t, err)
+	require.False(t, ok, "names of two slots were taken in one step: %v", res)
+	for _, n := range []string{same[0], other} {
+		st, err := s.(driver.Inspector).Inspect(ctx, n)
+		require.NoError(t, err)
+		require.Empty(t, st.Owner, "%s is held after a declined step", n)
+	}
 }

@@ -28,6 +28,7 @@ var redisStoreTests = []redisTest{
 	{"StoreDownFailsFastAndRecovers", testStoreDownFailsFastAndRecovers},
 	{"DeadlineOfABlockedServerIsMatchable", testDeadlineOfABlockedServerIsMatchable},
 	{"GrantGoesOnlyToTheWaitersStore", testGrantGoesOnlyToTheWaitersStore},
+	{"AcquireAllWritesNothingOnFailure", testAcquireAllWritesNothingOnFailure},
 }
 
 // testKeysUseThePrefix: every key of a name is under the store's prefix,
@@ -392,4 +393,37 @@ func testGrantGoesOnlyToTheWaitersStore(t *testing.T, h RedisHarness) {
 	notWoken(t, elsewhere, "the grant reached a store the waiter is not on")
 	_, granted = elsewhere.Granted()
 	assert.False(t, granted)
+}
+
+// testAcquireAllWritesNothingOnFailure: acquireall.lua checks every name
+// before it writes, so a name whose fence record is broken, or that is
+// taken, leaves the names before it untouched.
+func testAcquireAllWritesNothingOnFailure(t *testing.T, h RedisHarness) {
+	e := newEnv(t, h, Options{})
+	s := e.Store
+	ctx := ctxT(t)
+	ma, ok := s.(driver.MultiAcquirer)
+	require.True(t, ok, "%T does not implement driver.MultiAcquirer", s)
+	set := func() []driver.AcquireRequest {
+		return []driver.AcquireRequest{req("m-a", "o", time.Minute), req("m-b", "o", time.Minute), req("m-c", "o", time.Minute)}
+	}
+	e.must(t, "SET", e.Layout.Keys("m-b")[rediscore.KeyFence], "not-a-number")
+	_, ok, err := ma.AcquireAll(ctx, set(), false)
+	require.True(t, ok)
+	require.ErrorIs(t, err, driver.ErrFence)
+	assert.Empty(t, e.keys(t), "a failed step wrote nothing")
+	e.must(t, "DEL", e.Layout.Keys("m-b")[rediscore.KeyFence])
+
+	_, err = s.Acquire(ctx, req("m-c", "other", time.Minute))
+	require.NoError(t, err)
+	res, ok, err := ma.AcquireAll(ctx, set(), true)
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.False(t, res[2].Acquired)
+	assert.Positive(t, res[2].TTL, "the holder's lease")
+	for _, n := range []string{"m-a", "m-b"} {
+		st, err := s.(driver.Inspector).Inspect(ctx, n)
+		require.NoError(t, err)
+		assert.Empty(t, st.Owner, "%s held after a failed step", n)
+	}
 }

@@ -25,6 +25,8 @@
 //     uses it when present.
 //   - [ForceReleaser]: an operator's release of a lock whoever holds it
 //     (locker.Locker.ForceRelease, disgo release --force).
+//   - [MultiAcquirer]: one atomic attempt at several locks, all or
+//     nothing (locker.Locker.TryLockAll and LockAll use it when present).
 //   - [RWLocker]: read-write locks (locker.NewRW), as two views of the
 //     store that implement Backend.
 //   - [Semaphorer]: counting semaphores (locker.NewSemaphore), as a view

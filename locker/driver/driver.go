@@ -274,6 +274,32 @@ type ForceReleaser interface {
 	ForceRelease(ctx context.Context, name string) (held bool, err error)
 }
 
+// MultiAcquirer is an optional capability of a Backend: one atomic attempt
+// at several locks, all or nothing.
+type MultiAcquirer interface {
+	// AcquireAll makes one attempt at every request in one atomic step.
+	// The requests have distinct names and one Owner; the facade has
+	// validated them. With fair false, each name is taken as Acquire takes
+	// it (free, or a re-entry by the owner); with fair true, as AcquireFair
+	// with a waiterTTL of zero does (free with nobody queued, or a
+	// re-entry), and no request joins a queue.
+	//
+	// Either every request is acquired, with res[i] as Acquire would
+	// report it (a fresh token per fresh holding, the count after a
+	// re-entry), or none is and nothing held changed: then res[i] of a name
+	// that could not be taken is its "not acquired" result (Fence the newest
+	// token of the name), and of the others the zero value.
+	//
+	// ok is false, and nothing was sent, when the store cannot take this set
+	// in one atomic step (on Redis Cluster: names on more than one hash
+	// slot, or too many names for one script); the caller then acquires the
+	// names one by one. On ctx cancellation it returns an error wrapping
+	// ctx.Err(), and the attempt may or may not have been applied, which
+	// the caller undoes with each request's ticket (see Backend.Release).
+	// It is safe for concurrent use and does not retry.
+	AcquireAll(ctx context.Context, reqs []AcquireRequest, fair bool) (res []AcquireResult, ok bool, err error)
+}
+
 // RWLocker is an optional capability of a Backend: read-write locks. The
 // read-write lock of a name is a lock of its own, apart from the name's
 // mutex (the Backend itself) and semaphore. RWLocks returns two Backends on
