@@ -83,14 +83,14 @@ func runConformance(t *testing.T, admin redis.UniversalClient, newClient func(t 
 			keys, err := scanKeys(ctx, admin, "*"+globEscaper.Replace(tag[1:len(tag)-1])+"*")
 			var out []string
 			for _, k := range keys {
-				if !strings.HasSuffix(k, ":fence") {
+				if !isFence(k) {
 					out = append(out, k)
 				}
 			}
 			return out, err
 		},
 		Wipe: func(ctx context.Context, name string) error {
-			return admin.Del(ctx, layout.Keys(name)...).Err() // one slot: the keys share a hash tag
+			return admin.Del(ctx, allKeys(layout, name)...).Err() // one slot: the keys share a hash tag
 		},
 	})
 }
@@ -124,3 +124,17 @@ func scanKeys(ctx context.Context, c redis.UniversalClient, pattern string) ([]s
 
 // globEscaper quotes the characters SCAN MATCH treats as a pattern.
 var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+
+// isFence reports whether k is the fence record of a mutex, read-write lock
+// or semaphore: fence records outlive the locks on purpose.
+func isFence(k string) bool {
+	return strings.HasSuffix(k, ":fence") || strings.HasSuffix(k, ":rw.f") || strings.HasSuffix(k, ":sem.f")
+}
+
+// allKeys returns the keys of the mutex, read-write lock and semaphore of
+// name.
+func allKeys(l rediscore.Layout, name string) []string {
+	keys := l.Keys(name)
+	keys = append(keys, l.KindKeys(rediscore.RW, name)...)
+	return append(keys, l.KindKeys(rediscore.Semaphore, name)...)
+}

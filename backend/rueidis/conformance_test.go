@@ -89,7 +89,7 @@ func runConformance(t *testing.T, admin rueidis.Client, newClient func(t testing
 			all, err := scanKeys(ctx, admin)
 			var keys []string
 			for _, k := range all {
-				if strings.Contains(k, tag[1:len(tag)-1]) && !strings.HasSuffix(k, ":fence") {
+				if strings.Contains(k, tag[1:len(tag)-1]) && !isFence(k) {
 					keys = append(keys, k)
 				}
 			}
@@ -97,7 +97,7 @@ func runConformance(t *testing.T, admin rueidis.Client, newClient func(t testing
 		},
 		Wipe: func(ctx context.Context, name string) error {
 			// One command: the keys share a slot.
-			return admin.Do(ctx, admin.B().Del().Key(layout.Keys(name)...).Build()).Error()
+			return admin.Do(ctx, admin.B().Del().Key(allKeys(layout, name)...).Build()).Error()
 		},
 	})
 }
@@ -191,4 +191,18 @@ func (k *killable) SubscribeActive(name, ticket string) (driver.Subscription, bo
 		return nil, false
 	}
 	return k.Store.SubscribeActive(name, ticket)
+}
+
+// isFence reports whether k is the fence record of a mutex, read-write lock
+// or semaphore: fence records outlive the locks on purpose.
+func isFence(k string) bool {
+	return strings.HasSuffix(k, ":fence") || strings.HasSuffix(k, ":rw.f") || strings.HasSuffix(k, ":sem.f")
+}
+
+// allKeys returns the keys of the mutex, read-write lock and semaphore of
+// name.
+func allKeys(l rediscore.Layout, name string) []string {
+	keys := l.Keys(name)
+	keys = append(keys, l.KindKeys(rediscore.RW, name)...)
+	return append(keys, l.KindKeys(rediscore.Semaphore, name)...)
 }

@@ -165,6 +165,14 @@ func (l Layout) Keys(name string) []string {
 }
 
 // keySuffixes end the keys of a name, in the order of the Key* indexes.
+//
+// A name's read-write lock and semaphore are locks of their own, with keys
+// of their own (see KindKeys, and kindlib.lua for what each holds), under
+// the same hash tag: Prefix + ":{name}:" + "rw.h", "rw.f", "rw.q", "rw.ch",
+// "rw.qw", "rw.rv", "rw.e" for the read-write lock (holders hash, fence,
+// queue, channel, waiter records, revoked holdings, lease deadlines) and
+// the same with "sem." for the semaphore. No suffix of one kind is a
+// suffix of another, so the keys of the three locks of a name never meet.
 var keySuffixes = [NumKeys]string{"lock", "fence", "q", "ch", "qw", "rv"}
 
 // keySuffixesLen is every suffix back to back, for its length.
@@ -355,6 +363,13 @@ func ParseInspect(owner string, count, fence, pttl, waiters int64) driver.State 
 // ticket and waiter record pairs in queue order. A ticket whose record is
 // missing or unreadable is listed with only its ticket and position.
 func ParseQueue(reply []string) ([]driver.Waiter, error) {
+	return parseQueue(reply, 5)
+}
+
+// parseQueue decodes a reply of inspectqueue.lua whose waiter records have
+// fields fields, the first two the heartbeat deadline and TTL and the
+// owner last.
+func parseQueue(reply []string, fields int) ([]driver.Waiter, error) {
 	if len(reply)%2 != 1 {
 		return nil, fmt.Errorf("rediscore: inspect queue: reply has %d elements, want an odd number", len(reply))
 	}
@@ -365,14 +380,14 @@ func ParseQueue(reply []string) ([]driver.Waiter, error) {
 	ws := make([]driver.Waiter, 0, len(reply)/2)
 	for i := 1; i < len(reply); i += 2 {
 		w := driver.Waiter{Position: len(ws), Ticket: reply[i]}
-		f := strings.SplitN(reply[i+1], " ", 5)
-		if len(f) == 5 {
+		f := strings.SplitN(reply[i+1], " ", fields)
+		if len(f) == fields {
 			deadline, err1 := strconv.ParseInt(f[0], 10, 64)
 			ttl, err2 := strconv.ParseInt(f[1], 10, 64)
 			if err1 == nil && err2 == nil {
 				w.Heartbeat = time.Duration(deadline-now) * time.Millisecond
 				w.TTL = time.Duration(ttl) * time.Millisecond
-				w.Owner = f[4]
+				w.Owner = f[fields-1]
 			}
 		}
 		ws = append(ws, w)
@@ -455,7 +470,8 @@ func positive(s string) (int64, error) {
 func ACLRules(prefix string) string {
 	return "resetkeys ~" + prefix + ":* resetchannels &" + prefix + ":* -@all " +
 		"+evalsha +eval +ssubscribe +sunsubscribe +subscribe +unsubscribe +ping +hello +auth +client|tracking +select " +
-		"+get +set +del +exists +pexpire +pttl +time +zadd +zrem +zrange +zscore +zrank +zcard +zpopmin +hget +hset +hdel +spublish +publish"
+		"+get +set +del +exists +pexpire +pttl +time +zadd +zrem +zrange +zscore +zrank +zcard +zpopmin +hget +hset +hdel +spublish +publish " +
+		"+hmget +zrangebyscore +zcount +zunionstore +zremrangebyscore"
 }
 
 // Settings are the adapter options both Redis adapters share, resolved.

@@ -48,7 +48,7 @@ const (
 // waiters of its channels (they may have missed a message) and subscribes
 // the channels still wanted again, each on the current master of its slot.
 func (s *Store) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
-	return s.hub.Subscribe(ctx, name, ticket)
+	return s.hub.Subscribe(ctx, hubName(name), ticket)
 }
 
 // SubscribeActive implements driver.Notifier: it subscribes
@@ -56,12 +56,14 @@ func (s *Store) Subscribe(ctx context.Context, name, ticket string) (driver.Subs
 // already (by other waiters of this Store, or lingering after recent ones),
 // and returns false, holding nothing, otherwise.
 func (s *Store) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
-	return s.hub.SubscribeActive(name, ticket)
+	return s.hub.SubscribeActive(hubName(name), ticket)
 }
 
 // ActiveSubscriptions returns the number of lock names whose channel the
 // Store holds (or is setting up) a server subscription for, including
-// those that linger for a moment after their last waiter left.
+// those that linger for a moment after their last waiter left. Each kind
+// counts apart: the mutex, the read-write lock (both views) and the
+// semaphore of one name are up to three.
 func (s *Store) ActiveSubscriptions() int { return s.hub.ActiveSubscriptions() }
 
 // router is the Transport of the Store's hub: it routes every channel to a

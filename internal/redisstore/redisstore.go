@@ -119,7 +119,9 @@ type Options struct {
 
 // Store is a disgo lock store on a Redis client. It implements
 // driver.Backend, driver.Queue, driver.Notifier, driver.Inspector,
-// driver.BatchExtender and driver.ForceReleaser. Its methods are safe for
+// driver.BatchExtender and driver.ForceReleaser for mutexes, and
+// driver.RWLocker and driver.Semaphorer, whose views (see View) implement
+// the same for read-write locks and semaphores. Its methods are safe for
 // concurrent use.
 type Store struct {
 	name           string // of the adapter, starting every error
@@ -130,6 +132,8 @@ type Store struct {
 	inbox          string // grants to this Store's waiters come on layout.Inbox(name, inbox)
 	hub            *notifyhub.Hub
 	router         *router
+	read, write    *View // see RWLocks
+	sem            *View // see Semaphores
 }
 
 var (
@@ -147,9 +151,12 @@ type script struct {
 	evalsha, eval []string
 }
 
-func newScript(src string) script {
+func newScript(src string) script { return newScriptN(src, rediscore.NumKeys) }
+
+// newScriptN is newScript for a script of numKeys keys.
+func newScriptN(src string, numKeys int) script {
 	sum := sha1.Sum([]byte(src))
-	n := strconv.Itoa(rediscore.NumKeys)
+	n := strconv.Itoa(numKeys)
 	return script{evalsha: []string{"EVALSHA", hex.EncodeToString(sum[:]), n}, eval: []string{"EVAL", src, n}}
 }
 
@@ -185,9 +192,11 @@ func New(name string, client Client, opts Options) (*Store, error) {
 	}
 	s.router = newRouter(name, client, opts.ClassicPubSub)
 	s.router.log = opts.Logger
-	s.hub = notifyhub.New(s.router, s.layout.Channel)
+	// The hub takes the hub names of every kind (see hubName and View).
+	s.hub = notifyhub.New(s.router, s.hubChannel)
 	s.router.hub = s.hub
-	s.hub.SetInbox(func(name string) string { return s.layout.Inbox(name, s.inbox) })
+	s.hub.SetInbox(func(h string) string { return s.hubChannel(h) + ":" + s.inbox })
+	newViews(s)
 	return s, nil
 }
 
@@ -378,6 +387,14 @@ func (s *Store) InspectQueue(ctx context.Context, name string) ([]driver.Waiter,
 // error only when the batch as a whole failed (network, ctx), wrapping
 // ctx.Err() on cancellation.
 func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
+	return s.extendBatch(ctx, batch, extendScript, s.layout.Keys, func(e driver.Extension) []string {
+		return rediscore.ExtendArgs(e.Owner, e.Lease)
+	})
+}
+
+// extendBatch runs the extend script sc of every item of batch on the keys
+// of its name, as ExtendBatch describes.
+func (s *Store) extendBatch(ctx context.Context, batch []driver.Extension, sc script, keys func(name string) []string, args func(driver.Extension) []string) error {
 	todo := make([]int, len(batch))
 	for i := range todo {
 		todo[i] = i
@@ -386,14 +403,14 @@ func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error
 		if len(todo) == 0 {
 			break
 		}
-		head := extendScript.evalsha
+		head := sc.evalsha
 		if !cached {
-			head = extendScript.eval
+			head = sc.eval
 		}
 		cmds := make([]Cmd, len(todo))
 		for j, i := range todo {
 			e := batch[i]
-			cmds[j] = Cmd{Head: head, Keys: s.layout.Keys(e.Name), Args: rediscore.ExtendArgs(e.Owner, e.Lease)}
+			cmds[j] = Cmd{Head: head, Keys: keys(e.Name), Args: args(e)}
 		}
 		replies := s.client.DoMulti(ctx, cmds)
 		var missing []int
@@ -419,7 +436,12 @@ func (s *Store) ExtendBatch(ctx context.Context, batch []driver.Extension) error
 // server does not have the script cached: EVALSHA, then EVAL on NOSCRIPT
 // (the script did not run, so this is no retry).
 func (s *Store) run(ctx context.Context, sc script, name string, args []string) (any, error) {
-	cmd := Cmd{Head: sc.evalsha, Keys: s.layout.Keys(name), Args: args}
+	return s.runKeys(ctx, sc, s.layout.Keys(name), args)
+}
+
+// runKeys is run on the given keys.
+func (s *Store) runKeys(ctx context.Context, sc script, keys, args []string) (any, error) {
+	cmd := Cmd{Head: sc.evalsha, Keys: keys, Args: args}
 	r := s.client.Do(ctx, cmd)
 	if s.noScript(r.Err) {
 		cmd.Head = sc.eval

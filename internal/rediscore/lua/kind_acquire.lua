@@ -1,0 +1,206 @@
+-- kind_acquire: take, re-enter, or (fair mode) queue for one read hold, write hold or semaphore
+-- holding, in one atomic step.
+--
+-- KEYS[1..7] the keys of the name of the kind (see kindlib.lua): holders hash, fence, queue zset,
+--            channel, waiters hash, revoked zset, leases zset
+-- ARGV[1]  owner token
+-- ARGV[2]  ticket (unique per acquiring call, no spaces; as for acquire.lua)
+-- ARGV[3]  lease, ms
+-- ARGV[4]  "1" fair (honour and join the queue), "0" barging (ignore the queue)
+-- ARGV[5]  waiter TTL, ms (fair mode); "0" = a single attempt that honours the queue but does not join it
+-- ARGV[6]  fence retention, ms
+-- ARGV[7]  publish command: "SPUBLISH" or "PUBLISH"
+-- ARGV[8]  inbox of the waiter's process (as for acquire.lua); "-" = none
+-- ARGV[9]  kind: "r" read hold, "w" write hold, "s" semaphore holding
+-- ARGV[10] permits of a semaphore holding (1 to limit; ignored otherwise)
+-- ARGV[11] limit of the semaphore as the caller declares it (ignored otherwise)
+-- Reply: {1, fence, count}            acquired, re-entered or claimed (fence kept, count after)
+--        {0, pttl, position, fence}   not acquired: ms until the first holding's lease ends (-2
+--                                     when nothing is held but the queue is ahead, -1 when not
+--                                     looked up: for a waiter behind the head), 0-based queue
+--                                     position (-1 when not queued), and the newest fencing token
+--                                     issued for the name (0 when there is none)
+--        {-1, 0, 0}                   no fencing token can be issued (as for acquire.lua)
+--        error "DISGO_MISMATCH ..."   (semaphore) the limit differs from the name's recorded one,
+--                                     or the owner holds with another number of permits
+--        error "DISGO_UPGRADE ..."    (write) the owner holds a read hold and no write hold
+--        Both errors come before anything was written.
+--
+-- Rules: a re-entry counts once per ticket and never shortens the lease, whatever waits; a write
+-- holder takes its read hold at once; otherwise a fresh holding is taken when it fits (see
+-- kindlib.lua) and, in fair mode, the queue is empty or the holding is granted in queue order.
+-- Holdings whose lease ended are evicted first, their permits go back and on to the queue.
+-- The uncontended first holding is TIME, HMGET, SET ... GET, HSET, ZADD, PEXPIRE, PEXPIRE
+-- (fair: and ZRANGE of the queue).
+local t = redis.call('TIME')
+local now = now_ms(t)
+local owner, ticket, kind = ARGV[1], ARGV[2], ARGV[9]
+local lease = tonumber(ARGV[3])
+local fair = ARGV[4] == '1'
+local wttl = tonumber(ARGV[5])
+local pub, retention = ARGV[7], ARGV[6]
+local k = weight(kind, tonumber(ARGV[10]))
+local id = holding_id(kind, owner)
+local other = id
+if kind == 'w' then
+  other = holding_id('r', owner)
+elseif kind == 'r' then
+  other = holding_id('w', owner)
+end
+local v = redis.call('HMGET', KEYS[1], id, other, 'used', 'limit', 'wait')
+local fixed = nil
+if kind ~= 's' then
+  fixed = RW_WEIGHT
+end
+local st = kind_state(v[3], v[4], v[5], fixed)
+
+-- The owner's holdings and whether they are live, read before anything is written.
+local own_dl, other_live = nil, false
+if v[1] then
+  own_dl = tonumber(redis.call('ZSCORE', KEYS[7], id))
+  if not own_dl or own_dl <= now then
+    own_dl = nil
+  end
+end
+if kind ~= 's' and v[2] then
+  local dl = tonumber(redis.call('ZSCORE', KEYS[7], other))
+  other_live = dl ~= nil and dl > now
+end
+
+if kind == 's' then
+  local limit = tonumber(ARGV[11])
+  if st.limit and st.limit ~= limit then
+    -- Recorded while the name has holders or waiters; a stale record is replaced.
+    local top = redis.call('ZRANGE', KEYS[7], -1, -1, 'WITHSCORES')
+    if (top[2] and tonumber(top[2]) > now) or redis.call('ZCARD', KEYS[3]) > 0 then
+      return redis.error_reply('DISGO_MISMATCH the semaphore was declared with limit ' .. st.limit)
+    end
+    st.limit = limit
+  end
+  if own_dl then
+    local _, _, _, ok = parse_holding(v[1])
+    if ok and tonumber(ok) ~= k then
+      return redis.error_reply('DISGO_MISMATCH the owner holds ' .. ok .. ' permits')
+    end
+  end
+  st.limit = st.limit or limit
+  if k > st.limit then
+    return redis.error_reply('DISGO_MISMATCH more permits than the limit')
+  end
+elseif kind == 'w' and other_live and not own_dl then
+  return redis.error_reply('DISGO_UPGRADE a read hold cannot be upgraded to a write hold')
+end
+
+evict(st, now)
+
+local function leave_queue()
+  if fair and redis.call('ZREM', KEYS[3], ticket) == 1 then
+    redis.call('HDEL', KEYS[5], ticket)
+    return true
+  end
+  return false
+end
+
+local n, f, r, rec_k = parse_holding(v[1])
+if own_dl and n then
+  -- Re-entry: count once per ticket, never shorten the lease.
+  n = tonumber(n)
+  if r ~= ticket then
+    n = n + 1
+  end
+  put(st, id, holding_string(n, f, ticket, rec_k), math.max(own_dl, now + lease))
+  pass_on(st, t, pub, retention, leave_queue())
+  save(st, t)
+  return {1, f, n}
+end
+
+local function take()
+  local fs = issue_fence(KEYS[2], retention, t)
+  if not fs then
+    return nil
+  end
+  if rec_k and not st.gone[id] then
+    -- A lapsed record of the owner that eviction did not reach yet: its weight goes back.
+    st.used = math.max(st.used - tonumber(rec_k), 0)
+  end
+  put(st, id, holding_string(1, fs, ticket, k), now + lease)
+  st.used = st.used + k
+  return fs
+end
+
+if kind == 'r' and other_live then
+  -- A write holder takes its read hold at once, whatever waits.
+  local fs = take()
+  local left = leave_queue()
+  pass_on(st, t, pub, retention, left)
+  save(st, t)
+  if not fs then
+    return {-1, 0, 0}
+  end
+  return {1, fs, 1}
+end
+
+local self = nil
+if fair then
+  self = {ticket = ticket, owner = owner, kind = kind, k = k, lease = lease, limit = st.limit}
+  grant(st, t, pub, retention, self)
+elseif st.freed and has_flag(st, 'q') then
+  grant(st, t, pub, retention, nil)
+end
+if st.freed and has_flag(st, 'b') then
+  clear_flag(st, 'b')
+  publish(pub, KEYS[4], '*')
+end
+
+if self and self.granted then
+  save(st, t)
+  return {1, self.granted, 1}
+end
+if (not fair or st.qempty) and st.used + k <= st.limit then
+  local fs = take()
+  save(st, t)
+  if not fs then
+    return {-1, 0, 0}
+  end
+  return {1, fs, 1}
+end
+
+-- Not acquired: whoever asked may wait for permits to come back.
+local pos = -1
+if fair and wttl > 0 then
+  -- Join the queue at the tail, or keep the place; either way renew the heartbeat (as acquire.lua).
+  if redis.call('ZSCORE', KEYS[3], ticket) == false then
+    local tail = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+    local seq = 1
+    if tail[2] then seq = tonumber(tail[2]) + 1 end
+    redis.call('ZADD', KEYS[3], seq, ticket)
+  end
+  local permits = 0
+  if kind == 's' then
+    permits = k
+  end
+  redis.call('HSET', KEYS[5], ticket, (now + wttl) .. ' ' .. wttl .. ' ' .. math.min(lease, wttl) .. ' ' ..
+    ARGV[8] .. ' ' .. kind .. ' ' .. permits .. ' ' .. (st.fixed and 0 or st.limit) .. ' ' .. owner)
+  local keep = wttl + 1000
+  if redis.call('PTTL', KEYS[3]) < keep then
+    redis.call('PEXPIRE', KEYS[3], 2 * keep)
+    redis.call('PEXPIRE', KEYS[5], 2 * keep)
+  end
+  pos = redis.call('ZRANK', KEYS[3], ticket)
+  set_flag(st, 'q')
+else
+  set_flag(st, 'b')
+end
+save(st, t)
+local pttl = -1
+if pos <= 0 then
+  if st.used <= 0 then
+    pttl = -2
+  else
+    local first = redis.call('ZRANGE', KEYS[7], 0, 0, 'WITHSCORES')
+    if first[2] then
+      pttl = math.max(tonumber(first[2]) - now, 0)
+    end
+  end
+end
+return {0, pttl, pos, read_fence(KEYS[2])}
