@@ -123,6 +123,8 @@ func TestReducedHarnesses(t *testing.T) {
 		wipe     = "Harness.Wipe is nil"
 		keys     = "Harness.Keys is nil"
 		stall    = "Client.Stall is nil"
+		rw       = "does not implement driver.RWLocker"
+		sem      = "does not implement driver.Semaphorer"
 	)
 	for _, r := range []struct {
 		kind, pattern string
@@ -156,6 +158,22 @@ func TestReducedHarnesses(t *testing.T) {
 			"BadInput/NothingWritten":            keys,
 			"Leaks/Subscriptions":                notifier,
 			"Leaks/Keys":                         keys,
+			"RWLock/ReadersShare/Barging":        rw,
+			"RWLock/Exclusion/Barging":           rw,
+			"RWLock/FairOrder":                   rw,
+			"RWLock/Fencing":                     rw,
+			"RWLock/TicketScoped":                rw,
+			"RWLock/ApartFromOtherKinds":         rw,
+			"RWLock/BadInput":                    rw,
+			"RWLock/NoKeysLeft":                  keys,
+			"Semaphore/PermitsShared/Barging":    sem,
+			"Semaphore/Exclusion/Barging":        sem,
+			"Semaphore/FIFO":                     sem,
+			"Semaphore/Fencing":                  sem,
+			"Semaphore/TicketScoped":             sem,
+			"Semaphore/ApartFromOtherKinds":      sem,
+			"Semaphore/BadInput":                 sem,
+			"Semaphore/NoKeysLeft":               keys,
 		}},
 		{"uninspectable", "^TestReducedHarnesses$/^(Fairness|Spin|Stall)$", nil},
 	} {
@@ -278,6 +296,8 @@ type broken struct {
 	*memory.Client
 	kind string
 	sh   *shared
+
+	kv kindViews // its read-write lock and semaphore views
 
 	mu     sync.Mutex
 	holds  map[string]hold  // name+owner -> what this client holds (lease-kept-by-connection)

@@ -169,6 +169,43 @@ var suite = []group{
 		{name: "FairWithoutQueue", run: badFairWithoutQueue},
 		{name: "NothingWritten", run: badNothingWritten},
 	}},
+	{"RWLock", []test{
+		{name: "ReadersShare", run: rwReadersShare, modes: true},
+		{name: "Exclusion", run: rwHammer, modes: true},
+		{name: "ReadReentrant", run: rwReentrant(false), modes: true},
+		{name: "WriteReentrant", run: rwReentrant(true), modes: true},
+		{name: "WriteHolderTakesRead", run: rwWriteHolderTakesRead, modes: true},
+		{name: "Downgrade", run: rwDowngrade, modes: true},
+		{name: "NoUpgrade", run: rwNoUpgrade, modes: true},
+		{name: "FairOrder", run: rwFairOrder},
+		{name: "WriterNotStarved", run: rwWriterNotStarved},
+		{name: "WaiterLeaves", run: rwWaiterLeaves},
+		{name: "DeadReaderExpires", run: rwDeadReaderExpires, modes: true},
+		{name: "Fencing", run: rwFencing},
+		{name: "ForceRelease", run: rwForceRelease, modes: true},
+		{name: "TicketScoped", run: rwTicketScoped},
+		{name: "ApartFromOtherKinds", run: kindsApart(false)},
+		{name: "BadInput", run: rwBadInput},
+		{name: "NoKeysLeft", run: rwNoKeysLeft},
+		{name: "NoSubscriptionsLeft", run: rwNoSubscriptionsLeft},
+	}},
+	{"Semaphore", []test{
+		{name: "PermitsShared", run: semPermitsShared, modes: true},
+		{name: "Exclusion", run: semHammer, modes: true},
+		{name: "Reentrancy", run: semReentrancy, modes: true},
+		{name: "LimitMismatch", run: semLimitMismatch, modes: true},
+		{name: "FIFO", run: semFIFO},
+		{name: "LargeNotStarved", run: semLargeNotStarved},
+		{name: "WaiterLeaves", run: semWaiterLeaves},
+		{name: "DeadHolderExpires", run: semDeadHolderExpires, modes: true},
+		{name: "Fencing", run: semFencing},
+		{name: "ForceRelease", run: semForceRelease, modes: true},
+		{name: "TicketScoped", run: semTicketScoped},
+		{name: "ApartFromOtherKinds", run: kindsApart(true)},
+		{name: "BadInput", run: semBadInput},
+		{name: "NoKeysLeft", run: semNoKeysLeft},
+		{name: "NoSubscriptionsLeft", run: semNoSubscriptionsLeft},
+	}},
 	{"Leaks", []test{
 		{name: "Goroutines", run: leakGoroutines, serial: true},
 		{name: "Subscriptions", run: leakSubscriptions, serial: true},
@@ -183,7 +220,10 @@ var suite = []group{
 // go test -run 'Conformance/Spin/'.
 //
 // Groups run one after another; the subtests of a group run in parallel,
-// except the Leaks group, which runs alone at the end. Every subtest uses
+// except the Leaks group, which runs alone at the end. The RWLock and
+// Semaphore groups need a Backend that implements [driver.RWLocker] and
+// [driver.Semaphorer]; without, each of their subtests is skipped with a
+// message naming the missing capability. Every subtest uses
 // its own random [locker.Options.Namespace], short explicit timings, and
 // bounds every wait: it fails with "timed out waiting for ..." instead of
 // hanging. The whole suite takes about twenty seconds.
@@ -209,7 +249,17 @@ var suite = []group{
 //     lapses, a holder stalled past its lease, a waiter stalled past its
 //     heartbeat);
 //   - Harness.Keys: Leaks/Keys, BadInput/NothingWritten,
-//     Fairness/KilledWaiterLeavesNoKeys.
+//     Fairness/KilledWaiterLeavesNoKeys, RWLock/NoKeysLeft,
+//     Semaphore/NoKeysLeft (and the "nothing written" checks of
+//     RWLock/BadInput and Semaphore/BadInput);
+//   - a Backend that implements [driver.RWLocker]: the RWLock group
+//     (read-write locks through locker.NewRW), and a Backend that
+//     implements [driver.Semaphorer]: the Semaphore group (counting
+//     semaphores through locker.NewSemaphore). Their views need what the
+//     mutex tests need (a Queue for fair mode, a Notifier, an Inspector
+//     for closer checks, a ForceReleaser for RWLock/ForceRelease and
+//     Semaphore/ForceRelease); Client.Kill enables
+//     RWLock/DeadReaderExpires and Semaphore/DeadHolderExpires.
 //
 // A Backend that implements [driver.Inspector] is checked more closely
 // (holders, hold counts, queue lengths); the fairness tests then observe
@@ -229,9 +279,32 @@ var suite = []group{
 // waiters that would not re-check on their own for seconds, so that a
 // missing or misdirected wake-up shows.
 //
+// The RWLock group checks read-write locks: readers share, a writer
+// excludes readers and writers (a hammer of several clients in both
+// modes), reentrancy of each side, a write holder taking the read lock and
+// downgrading, an upgrade refused at once with locker.ErrUpgrade changing
+// nothing, the one FIFO queue of readers and writers in fair mode (a
+// waiting writer blocks later readers, readers at the head are admitted
+// together, a writer is not starved by a stream of readers, readers behind
+// a writer that left are admitted), a dead reader's share ending with its
+// lease, fencing tokens from one counter per key, a force release ending
+// every holding, and no keys or subscriptions left behind. The Semaphore
+// group checks counting semaphores: permits in use never exceed the limit
+// (a hammer of random sizes, also as inspected), reentrancy keeping the
+// permits, locker.ErrMismatch for another limit or number of permits,
+// FIFO admission so that a large request is not starved, a dead holder's
+// permits coming back with its lease, fencing, force release, and no keys
+// or subscriptions left behind. Both check that bad input
+// (locker.WithPermits on a read-write lock, permits out of range) is an
+// ArgumentError that writes nothing, and that the mutex, read-write lock
+// and semaphore of a key are three locks.
+//
 // Some checks are of the driver contracts themselves, where the facade
-// cannot show a fault: Release/TicketScoped (a release scoped to a stale
-// ticket changes nothing). Renewal/DeadlineBeforeRequest checks the
+// cannot show a fault: Release/TicketScoped, RWLock/TicketScoped and
+// Semaphore/TicketScoped (a release scoped to a stale ticket changes
+// nothing; the read and write holds of one owner are two holdings), the
+// "not acquired" Fence of RWLock/Fencing and Semaphore/Fencing, and the
+// driver errors of RWLock/NoUpgrade and Semaphore/LimitMismatch. Renewal/DeadlineBeforeRequest checks the
 // facade's own deadlines against a backend whose replies come late, and
 // that no store lease ends before the holder's Lock.Deadline().
 //

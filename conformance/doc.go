@@ -12,12 +12,20 @@
 // waiter handed a grant it sees only after the grant lapsed, a holder or
 // waiter paused past its lease or heartbeat), rejection of bad input, and
 // no leaked goroutines, subscriptions or keys, also after a waiter died.
+// For a backend with read-write locks (driver.RWLocker) or counting
+// semaphores (driver.Semaphorer) it checks those kinds too, through
+// locker.NewRW and locker.NewSemaphore.
+//
+// The groups, in the order they run: MutualExclusion, Reentrancy,
+// Fairness, Spin, Renewal, MultiLock, ForceRelease, Fencing, Release,
+// Stall, BadInput, RWLock, Semaphore, Leaks.
 //
 // # Plugging in a backend
 //
 // Implement [driver.Backend] (and, for more of the contract, [driver.Queue],
-// [driver.Notifier], [driver.Inspector] and driver.BatchExtender on the
-// same type), then call [Run] from a test in your package:
+// [driver.Notifier], [driver.Inspector], driver.BatchExtender,
+// driver.ForceReleaser, driver.RWLocker and driver.Semaphorer on the same
+// type), then call [Run] from a test in your package:
 //
 //	func TestConformance(t *testing.T) {
 //		store := startMyStore(t) // one store shared by all clients
@@ -70,9 +78,12 @@
 //
 //	go test -race -run 'Conformance/Fairness/' ./mybackend/
 //	go test -race -run 'Conformance/Spin/WokenByRelease/Fair' ./mybackend/
+//	go test -race -run 'Conformance/(RWLock|Semaphore)/' ./mybackend/
 //
 // A subtest whose hook or capability is missing is skipped with a message
-// naming it, so a gap is visible in -v output rather than passing silently.
+// naming it, so a gap is visible in -v output rather than passing silently
+// (a backend without read-write locks, for example, skips every RWLock
+// subtest with "does not implement driver.RWLocker").
 // Every wait is bounded: a broken backend fails with "timed out waiting for
 // ..." instead of hanging the test binary. The suite takes about twenty
 // seconds: groups run one after another, the subtests of a group in

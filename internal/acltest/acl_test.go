@@ -97,7 +97,7 @@ func harness(admin *redis.Client, newClient func(t testing.TB) conformance.Clien
 			var out []string
 			iter := admin.Scan(ctx, 0, "*"+globEscaper.Replace(tag[1:len(tag)-1])+"*", 1000).Iterator()
 			for iter.Next(ctx) {
-				if k := iter.Val(); !strings.HasSuffix(k, ":fence") {
+				if k := iter.Val(); !isFence(k) {
 					out = append(out, k)
 				}
 			}
@@ -115,6 +115,12 @@ func harness(admin *redis.Client, newClient func(t testing.TB) conformance.Clien
 func proxied(t testing.TB, addr string) (string, func() func()) {
 	p := tcpproxy.Start(t, addr)
 	return p.Addr(), func() func() { return tcpproxy.Stall(p) }
+}
+
+// isFence reports whether k is the fence record of a mutex, read-write lock
+// or semaphore: fence records outlive the locks on purpose.
+func isFence(k string) bool {
+	return strings.HasSuffix(k, ":fence") || strings.HasSuffix(k, ":rw.f") || strings.HasSuffix(k, ":sem.f")
 }
 
 // globEscaper quotes the characters SCAN MATCH treats as a pattern.
