@@ -40,8 +40,9 @@ type env struct {
 	start   int64 // mono at creation: log times are relative to it
 
 	mu      sync.Mutex
-	workers []*worker // every worker ever spawned, in order
-	log     []string  // time line of events, for failure reports
+	workers []*worker      // every worker ever spawned, in order
+	log     []string       // time line of events, for failure reports
+	views   *goredis.Store // on admin, for inspecting read-write locks and semaphores; see kindView
 }
 
 func newEnv(t *testing.T, adapter, mode string) *env {
@@ -101,6 +102,9 @@ func (e *env) cleanup() {
 				e.t.Logf("stderr of worker %s:\n%s", w.name, s)
 			}
 		}
+	}
+	if e.views != nil {
+		_ = e.views.Close()
 	}
 	_ = e.admin.Close()
 }
@@ -357,8 +361,21 @@ func (w *worker) send(cmd command) *call {
 // lock asks the worker to take name: with a fixed lease, or renewed when
 // lease is 0. The handle names the lock in later commands.
 func (w *worker) lock(name string, wait, lease time.Duration) *call {
+	return w.lockAs(lockSpec{}, name, wait, lease)
+}
+
+// lockSpec says which kind of lock a lock command takes (see
+// command.Kind); the zero value is the mutex.
+type lockSpec struct {
+	Kind    string
+	Side    string
+	Permits int
+}
+
+// lockAs is lock of the kind of lock ls names.
+func (w *worker) lockAs(ls lockSpec, name string, wait, lease time.Duration) *call {
 	handle := w.name + "#" + strconv.FormatInt(w.nextID.Load()+1, 10)
-	return w.send(command{Op: "lock", Name: name, Handle: handle, Wait: wait, Lease: lease})
+	return w.send(command{Op: "lock", Name: name, Handle: handle, Wait: wait, Lease: lease, Kind: ls.Kind, Side: ls.Side, Permits: ls.Permits})
 }
 
 func (w *worker) release(handle string) *call {

@@ -3,7 +3,8 @@
 //
 // Workers are separate OS processes: the test binary re-executed with the
 // environment variable DISGO_FAULTTEST_WORKER set (see TestMain). Each holds
-// one locker.Locker on one of the Redis adapters and takes commands from
+// one locker.Locker on one of the Redis adapters (and, when configured, a
+// read-write Locker or a semaphore Locker besides) and takes commands from
 // the coordinator (the test) as JSON lines on stdin: lock, release, a fenced
 // write, fence, owner, ping, exit. It reports what happened as JSON lines
 // on stdout, with timestamps of CLOCK_MONOTONIC, the one clock every
@@ -17,7 +18,10 @@
 // tcpproxy) in front of one worker, and checks what the workers saw:
 // mutual exclusion, fencing, loss signals, bounds on stalls, and the
 // linearizability of a history of acquisitions and releases against a
-// mutex model (github.com/anishathalye/porcupine).
+// mutex model (github.com/anishathalye/porcupine), or, for read-write locks
+// and semaphores, a model of shared holds (readers together or one writer;
+// holdings whose permits sum to at most the limit) with the same check
+// over the holds' protected intervals.
 //
 // Run it with
 //

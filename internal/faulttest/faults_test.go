@@ -43,6 +43,11 @@ var scenarios = []scenario{
 	{name: "LossyProxy", run: lossyProxy},
 	{name: "History", run: historyWorkload},
 	{name: "ForceReleaseOfStoppedHolder", run: forceReleaseOfStoppedHolder},
+	// Read-write locks and semaphores (kinds_test.go).
+	{name: "RWReaderStoppedPastLease", run: rwReaderStoppedPastLease},
+	{name: "SemHolderKilled", run: semHolderKilled},
+	{name: "RWWriterKilledWaitingInQueue", fairOnly: true, run: func(e *env) { rwWriterKilledInQueue(e, false) }},
+	{name: "RWWriterKilledHoldingInQueue", fairOnly: true, run: func(e *env) { rwWriterKilledInQueue(e, true) }},
 }
 
 // TestFaults runs every scenario on both adapters, in fair mode and, where

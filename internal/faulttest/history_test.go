@@ -46,6 +46,10 @@ type mInput struct {
 	Kind opKind
 	Hold int // > 0
 	Desc string
+	// What the hold takes, for the models of read-write locks and
+	// semaphores (see sharedModel); the mutex model ignores them.
+	Write   bool // a write hold of a read-write lock
+	Permits int  // a semaphore holding's permits (at least 1)
 }
 
 type mOutput struct{ Out outcome }
@@ -127,6 +131,8 @@ type holdView struct {
 	relOK    bool  // some release succeeded
 	signal   int64 // earliest loss signal (Done lost, Release not held), 0 if none
 	killed   bool  // the worker died holding it (no release began)
+	write    bool  // a write hold of a read-write lock
+	permits  int   // a semaphore holding's permits
 }
 
 // protectedUntil is the end of the time in which the holder may rely on
@@ -164,6 +170,7 @@ func (e *env) buildHistory() history {
 	for _, w := range ws {
 		w.mu.Lock()
 		byHandle := map[string]int{}
+		shapes := map[string][2]int{} // handle → write (0/1), permits
 		for _, c := range w.ops {
 			if c.invoke == 0 {
 				continue // never began: the worker died or stopped before reading it
@@ -178,10 +185,12 @@ func (e *env) buildHistory() history {
 			if pending {
 				ret = never
 			}
+			write, permits := holdShape(c.cmd)
 			switch c.cmd.Op {
 			case "lock":
 				id := newID()
 				desc := fmt.Sprintf("#%d %s", id, c.cmd.Handle)
+				shapes[c.cmd.Handle] = [2]int{b2i(write), permits}
 				out := outFail
 				switch {
 				case c.res.OK:
@@ -190,9 +199,9 @@ func (e *env) buildHistory() history {
 				case pending:
 					out = outUnknown
 					// It may hold now; if so, the lease ends some time later.
-					h.ops = append(h.ops, porcupine.Operation{ClientId: nw + w.index, Input: mInput{opExpire, id, desc}, Call: c.invoke, Output: mOutput{outOK}, Return: never})
+					h.ops = append(h.ops, porcupine.Operation{ClientId: nw + w.index, Input: mInput{opExpire, id, desc, write, permits}, Call: c.invoke, Output: mOutput{outOK}, Return: never})
 				}
-				h.ops = append(h.ops, porcupine.Operation{ClientId: w.index, Input: mInput{opAcquire, id, desc}, Call: c.invoke, Output: mOutput{out}, Return: ret})
+				h.ops = append(h.ops, porcupine.Operation{ClientId: w.index, Input: mInput{opAcquire, id, desc, write, permits}, Call: c.invoke, Output: mOutput{out}, Return: ret})
 			case "release":
 				id, ok := byHandle[c.cmd.Handle]
 				if !ok || has(c.res.Kinds, kindNoHandle) {
@@ -205,12 +214,15 @@ func (e *env) buildHistory() history {
 				case has(c.res.Kinds, kindNotHeld):
 					out = outNotHeld
 				}
-				h.ops = append(h.ops, porcupine.Operation{ClientId: w.index, Input: mInput{opRelease, id, fmt.Sprintf("#%d %s", id, c.cmd.Handle)}, Call: c.invoke, Output: mOutput{out}, Return: ret})
+				sh := shapes[c.cmd.Handle]
+				h.ops = append(h.ops, porcupine.Operation{ClientId: w.index, Input: mInput{opRelease, id, fmt.Sprintf("#%d %s", id, c.cmd.Handle), sh[0] == 1, sh[1]}, Call: c.invoke, Output: mOutput{out}, Return: ret})
 			}
 		}
 		for handle, id := range byHandle {
 			r := w.holds[handle]
-			v := holdView{id: id, desc: fmt.Sprintf("#%d %s", id, handle), invoke: r.lock.invoke, acquired: r.acquired, fence: r.fence, deadline: r.deadline}
+			write, permits := holdShape(r.lock.cmd)
+			v := holdView{id: id, desc: fmt.Sprintf("#%d %s", id, handle), invoke: r.lock.invoke, acquired: r.acquired, fence: r.fence, deadline: r.deadline,
+				write: write, permits: permits}
 			if r.doneAt != 0 && has(r.doneKind, kindLost) {
 				v.signal = r.doneAt
 			}
@@ -241,7 +253,7 @@ func (e *env) buildHistory() history {
 					hi = v.signal
 					lo = min(lo, v.signal)
 				}
-				h.ops = append(h.ops, porcupine.Operation{ClientId: nw + w.index, Input: mInput{opExpire, id, v.desc}, Call: lo, Output: mOutput{outOK}, Return: hi})
+				h.ops = append(h.ops, porcupine.Operation{ClientId: nw + w.index, Input: mInput{opExpire, id, v.desc, write, permits}, Call: lo, Output: mOutput{outOK}, Return: hi})
 			}
 		}
 		w.mu.Unlock()
@@ -250,28 +262,55 @@ func (e *env) buildHistory() history {
 	return h
 }
 
+// holdShape is what the hold of a lock command takes: a write hold of a
+// read-write lock, and the permits of a semaphore holding (0 for other
+// kinds).
+func holdShape(c command) (write bool, permits int) {
+	switch c.Kind {
+	case rwLock:
+		return c.Side == "write", 0
+	case semLock:
+		return false, max(c.Permits, 1)
+	}
+	return false, 0
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // checkHistory checks the history of e with porcupine against the mutex
 // model, checks that fences increase in acquisition order, and that no two
 // holds overlap unless the earlier one's lease had ended or its loss had
 // been signalled. It reports violations with t.Errorf and returns the
-// number of operations.
+// history.
 func (e *env) checkHistory() history {
+	e.t.Helper()
+	return e.checkHistoryAgainst(mutexModel, "a mutex", checkOverlaps)
+}
+
+// checkHistoryAgainst is checkHistory with another model (named what) and
+// another check of the holds' protected intervals.
+func (e *env) checkHistoryAgainst(nm porcupine.NondeterministicModel, what string, overlaps func([]holdView) []string) history {
 	t := e.t
 	t.Helper()
 	h := e.buildHistory()
 
 	start := time.Now()
-	model := mutexModel.ToModel()
+	model := nm.ToModel()
 	res, info := porcupine.CheckOperationsVerbose(model, h.ops, time.Minute)
 	took := time.Since(start)
-	t.Logf("history: %d operations, %d holds; porcupine says %s in %v", len(h.ops), len(h.holds), res, took.Round(time.Millisecond))
+	t.Logf("history: %d operations, %d holds; porcupine (%s) says %s in %v", len(h.ops), len(h.holds), what, res, took.Round(time.Millisecond))
 	switch res {
 	case porcupine.Illegal:
 		path := filepath.Join(os.TempDir(), fmt.Sprintf("faulttest-%s.html", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())))
 		if err := porcupine.VisualizePath(model, info, path); err == nil {
-			t.Errorf("the history is not linearizable against a mutex: see %s", path)
+			t.Errorf("the history is not linearizable against %s: see %s", what, path)
 		} else {
-			t.Errorf("the history is not linearizable against a mutex (visualization failed: %v)", err)
+			t.Errorf("the history is not linearizable against %s (visualization failed: %v)", what, err)
 		}
 	case porcupine.Unknown:
 		t.Errorf("porcupine could not decide within its time limit (%d operations)", len(h.ops))
@@ -280,7 +319,7 @@ func (e *env) checkHistory() history {
 	for _, v := range checkFences(h.holds) {
 		t.Errorf("fencing: %s", v)
 	}
-	for _, v := range checkOverlaps(h.holds) {
+	for _, v := range overlaps(h.holds) {
 		t.Errorf("mutual exclusion: %s", v)
 	}
 	return h

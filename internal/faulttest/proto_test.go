@@ -27,7 +27,20 @@ type workerConfig struct {
 	WaiterTTL        time.Duration `json:"waiter_ttl"`
 	FallbackInterval time.Duration `json:"fallback_interval"`
 	RequestTimeout   time.Duration `json:"request_timeout"`
+
+	// Kind adds a Locker of another kind of lock, besides the mutex Locker
+	// every worker has: "rw" a read-write Locker (locker.NewRW), "sem" a
+	// semaphore Locker (locker.NewSemaphore) of Limit permits.
+	Kind  string `json:"kind,omitempty"`
+	Limit int    `json:"limit,omitempty"`
 }
+
+// Kinds of lock a worker can take (workerConfig.Kind).
+const (
+	mutexLock = ""    // the mutex Locker, always there
+	rwLock    = "rw"  // command.Side says which side
+	semLock   = "sem" // command.Permits says how many permits
+)
 
 // command is one line the coordinator sends to a worker.
 type command struct {
@@ -37,6 +50,13 @@ type command struct {
 	Handle string        `json:"handle,omitempty"` // the coordinator's name for a held lock
 	Wait   time.Duration `json:"wait,omitempty"`
 	Lease  time.Duration `json:"lease,omitempty"` // lock: 0 = LockWithRenewal
+
+	// Kind is the kind of lock of a lock command (see workerConfig.Kind);
+	// Side is "read" or "write" for rwLock, Permits the permits for
+	// semLock (0 = the default, 1).
+	Kind    string `json:"kind,omitempty"`
+	Side    string `json:"side,omitempty"`
+	Permits int    `json:"permits,omitempty"`
 }
 
 // event is one line a worker reports. T is CLOCK_MONOTONIC in ns.

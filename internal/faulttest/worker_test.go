@@ -27,6 +27,8 @@ import (
 type workerProc struct {
 	cfg   workerConfig
 	l     *locker.Locker[string]
+	rw    *locker.RWLocker[string] // when cfg.Kind is rwLock
+	sem   *locker.Locker[string]   // when cfg.Kind is semLock
 	write func(ctx context.Context, key string, fence int64) (bool, error)
 	close func()
 
@@ -141,12 +143,50 @@ func (w *workerProc) setup() error {
 		return err
 	}
 	w.l = l
+	switch cfg.Kind {
+	case mutexLock:
+	case rwLock:
+		w.rw, err = locker.NewRW(store, opts)
+	case semLock:
+		w.sem, err = locker.NewSemaphore(store, cfg.Limit, opts)
+	default:
+		err = fmt.Errorf("unknown kind %q", cfg.Kind)
+	}
+	if err != nil {
+		_ = l.Close()
+		_ = store.Close()
+		closeClient()
+		return fmt.Errorf("kind %q: %w", cfg.Kind, err)
+	}
 	w.close = func() {
 		_ = l.Close()
+		if w.rw != nil {
+			_ = w.rw.Close()
+		}
+		if w.sem != nil {
+			_ = w.sem.Close()
+		}
 		_ = store.Close()
 		closeClient()
 	}
 	return nil
+}
+
+// locker returns the Locker a lock command names, and its call options.
+func (w *workerProc) locker(c command) (*locker.Locker[string], []locker.CallOption, error) {
+	switch {
+	case c.Kind == mutexLock:
+		return w.l, nil, nil
+	case c.Kind == rwLock && w.rw != nil && c.Side == "read":
+		return w.rw.Read(), nil, nil
+	case c.Kind == rwLock && w.rw != nil && c.Side == "write":
+		return w.rw.Write(), nil, nil
+	case c.Kind == semLock && w.sem != nil && c.Permits == 0:
+		return w.sem, nil, nil
+	case c.Kind == semLock && w.sem != nil:
+		return w.sem, []locker.CallOption{locker.WithPermits(c.Permits)}, nil
+	}
+	return nil, nil, fmt.Errorf("faulttest worker: no Locker of kind %q side %q (configured kind %q)", c.Kind, c.Side, w.cfg.Kind)
 }
 
 // emit writes one event line to stdout.
@@ -184,14 +224,14 @@ func (w *workerProc) serve(c command) {
 	case "lock":
 		t0 := mono()
 		w.emit(event{Ev: "invoke", ID: c.ID, Op: c.Op, Handle: c.Handle, T: t0})
-		var (
-			h   *locker.Lock[string]
-			err error
-		)
-		if c.Lease == 0 {
-			h, err = w.l.LockWithRenewal(ctx, c.Name, c.Wait)
-		} else {
-			h, err = w.l.Lock(ctx, c.Name, c.Wait, c.Lease)
+		var h *locker.Lock[string]
+		l, opts, err := w.locker(c)
+		switch {
+		case err != nil:
+		case c.Lease == 0:
+			h, err = l.LockWithRenewal(ctx, c.Name, c.Wait, opts...)
+		default:
+			h, err = l.Lock(ctx, c.Name, c.Wait, c.Lease, opts...)
 		}
 		t1 := mono()
 		if err != nil {

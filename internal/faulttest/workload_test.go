@@ -41,6 +41,9 @@ type loopSpec struct {
 	// keep, when set, keeps a hold past its hold time while it returns
 	// true, until Done closes (bounded by keepMax).
 	keep func(h holdRec) bool
+	// kind, when set, says which kind of lock the i-th lock call takes;
+	// nil is the mutex.
+	kind func(i int) lockSpec
 }
 
 const (
@@ -79,7 +82,11 @@ func (e *env) loop(ctx context.Context, s *slot, spec loopSpec, st *loopStats) {
 			time.Sleep(20 * time.Millisecond)
 			continue
 		}
-		c := w.lock(spec.name, spec.wait, spec.lease(i))
+		var ls lockSpec
+		if spec.kind != nil {
+			ls = spec.kind(i)
+		}
+		c := w.lockAs(ls, spec.name, spec.wait, spec.lease(i))
 		r, ok := c.wait(resultWait)
 		if !ok {
 			st.problem("%s: lock %s did not return within %v", w.name, c.cmd.Handle, resultWait)

@@ -34,6 +34,15 @@ func (d *disgoInst) Close() error {
 	return errors.Join(errs...)
 }
 
+// disgoOpen opens the store of a disgo implementation, for the scenarios
+// of the other kinds of lock (read-write locks, semaphores).
+type disgoOpen struct {
+	mode locker.Mode
+	// open returns a store on a client of its own, and the closers of
+	// store and client, to be closed in order.
+	open func(addr string) (driver.Backend, []io.Closer, error)
+}
+
 // disgoImpls returns the fair and the barging variant of one adapter.
 // open returns the adapter's store and the closers of store and client.
 func disgoImpls(adapter string, open func(addr string) (driver.Backend, []io.Closer, error)) []Impl {
@@ -43,6 +52,7 @@ func disgoImpls(adapter string, open func(addr string) (driver.Backend, []io.Clo
 			Name:   fmt.Sprintf("disgo-%s-%s", adapter, mode),
 			Waits:  true,
 			Renews: true,
+			disgo:  &disgoOpen{mode: mode, open: open},
 			Note:   fmt.Sprintf("%s adapter, %s mode, LockWithRenewal (reentrant, fencing, auto-renewal), WaitForever bounded by ctx", adapter, mode),
 			Open: func(addr string, o openOpts) (Instance, error) {
 				store, closers, err := open(addr)

@@ -50,6 +50,9 @@ type Impl struct {
 	// Note describes the configuration in the output.
 	Note string
 	Open func(addr string, o openOpts) (Instance, error)
+	// disgo is set for disgo's implementations: their store, for the
+	// read-write lock and semaphore scenarios.
+	disgo *disgoOpen
 }
 
 // errTaken is the baseline's answer when the lock is taken: it never waits.

@@ -44,7 +44,7 @@ var registry []Impl
 
 // scenarioNames in the order they run; "requests" is reported from the
 // uncontended and contended runs.
-var scenarioNames = []string{"uncontended", "parallel", "capacity", "contended", "handoff", "renewal", "lostwake"}
+var scenarioNames = []string{"uncontended", "parallel", "capacity", "contended", "handoff", "renewal", "lostwake", "rwhandoff", "kindcmds"}
 
 type config struct {
 	addr        string
@@ -66,6 +66,8 @@ type config struct {
 	capProcs    int
 	capSteps    []int
 	capGain     float64
+	readers     int
+	kindPairs   int
 }
 
 func parseFlags(args []string, errOut io.Writer) (config, error) {
@@ -90,6 +92,8 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 	fs.IntVar(&c.capProcs, "capacity-procs", 4, "client processes of the capacity scenario (re-executions of this binary), one instance each")
 	steps := fs.String("capacity-steps", "1,4,16,64", "goroutines per client process in the capacity scenario, in rising order: raised step by step until the rate stops rising")
 	fs.Float64Var(&c.capGain, "capacity-gain", 0.05, "the capacity ramp stops at the first step that raises pairs/s by less than this share of the best rate before it")
+	fs.IntVar(&c.readers, "readers", 8, "readers waiting together for a write lock's release (rwhandoff)")
+	fs.IntVar(&c.kindPairs, "kind-pairs", 500, "uncontended acquire+release pairs counted per kind of lock (kindcmds)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (all clients are in this process) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -114,8 +118,8 @@ func parseFlags(args []string, errOut io.Writer) (config, error) {
 		c.scenarios = append(c.scenarios, s)
 	}
 	switch {
-	case c.rounds < 1 || c.contenders < 2 || c.parallel < 1 || c.held < 1 || c.handoffs < 0 || c.capProcs < 1:
-		return c, errors.New("-rounds, -parallel, -held and -capacity-procs must be at least 1, -contenders at least 2, -handoffs not negative")
+	case c.rounds < 1 || c.contenders < 2 || c.parallel < 1 || c.held < 1 || c.handoffs < 0 || c.capProcs < 1 || c.readers < 1 || c.kindPairs < 1:
+		return c, errors.New("-rounds, -parallel, -held, -capacity-procs, -readers and -kind-pairs must be at least 1, -contenders at least 2, -handoffs not negative")
 	case c.capGain < 0 || math.IsNaN(c.capGain):
 		return c, errors.New("-capacity-gain must not be negative")
 	case c.duration <= 0 || c.hold <= 0 || c.lostAfter <= 0 || c.waitTimeout <= 0 || c.settle < 0 || c.bsmBackoff <= 0:
@@ -438,6 +442,12 @@ func (b *bench) scenario(ctx context.Context, sc string, impls []Impl, out io.Wr
 				num("reads/s", "reads/s", rate), num("cmds/s", "cmds/s", rate), num("lost", "lost", count), txt("note", "note"),
 			},
 		}.render(out, r)
+
+	case "rwhandoff":
+		b.rwHandoffTable(ctx, impls, out)
+
+	case "kindcmds":
+		b.kindCommandsTable(ctx, impls, out)
 
 	case "lostwake":
 		per := (cfg.handoffs + cfg.rounds - 1) / cfg.rounds

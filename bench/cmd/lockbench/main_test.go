@@ -174,6 +174,7 @@ func TestRunSmoke(t *testing.T) {
 	cfg, err := parseFlags([]string{
 		"-rounds", "1", "-duration", "150ms", "-handoffs", "5", "-held", "40", "-hold", "300ms",
 		"-renew-lease", "300ms", "-contenders", "3", "-parallel", "4", "-capacity-procs", "2", "-capacity-steps", "1,2",
+		"-readers", "3", "-kind-pairs", "20",
 		"-only", "disgo-(goredis|rueidis)-fair|redislock|rueidislock|baseline|floor-|redis-benchmark 2×SET",
 	}, io.Discard)
 	require.NoError(t, err)
@@ -184,7 +185,8 @@ func TestRunSmoke(t *testing.T) {
 	s := out.String()
 	for _, want := range []string{
 		"### Uncontended", "### Parallel", "### Capacity", "### Contended", "### Hand-off", "### Held locks", "### Lost wake-ups",
-		"### Redis requests per acquisition", "| disgo-goredis-fair |", "| disgo-rueidis-fair |", "| rueidislock |", "| baseline-2rtt |", "Redis 7",
+		"### Redis requests per acquisition", "### Read hand-off", "### Redis requests and commands per uncontended acquire+release pair, by kind",
+		"| disgo-goredis-fair · semaphore 1 permit |", "| disgo-rueidis-fair · write |", "| disgo-goredis-fair |", "| disgo-rueidis-fair |", "| rueidislock |", "| baseline-2rtt |", "Redis 7",
 	} {
 		assert.Contains(t, s, want)
 	}
@@ -201,6 +203,10 @@ func TestRunSmoke(t *testing.T) {
 	assert.Regexp(t, `\| redislock \| [24] \| [1-9]\d* \| 1\.00× \| [0-9] \| \d+ % \| [0-9.]+ µs \| 1\.00× \|`, capacity)
 	assert.Regexp(t, `\| floor-2script \| [24] \| [1-9]\d* \| [0-9.]+× \| [0-9] \| \d+ % \| [0-9.]+ µs \| [0-9.]+× \| 1\.00× \|`, capacity, "the floors ran in worker processes")
 	assert.Regexp(t, `\| floor-emptyscripts \| [24] \| [1-9]\d* \|`, capacity)
+	_, rwh, _ := strings.Cut(s, "### Read hand-off")
+	rwh, _, _ = strings.Cut(rwh, "\n### ")
+	assert.Regexp(t, `\| disgo-rueidis-fair \| [1-9]\d* \| [0-9.]+ [µm]s \|`, rwh, "read hand-offs were measured")
+	assert.NotContains(t, rwh, "| redislock |", "the peers have no read-write locks")
 	_, uncontended, _ := strings.Cut(s, "### Uncontended")
 	assert.Regexp(t, `\| redis-benchmark 2×SET \| \d+ \| – \| – \| 100 %`, uncontended)
 	assert.Regexp(t, `\| redislock \| \d+ \| [0-9.]+ [µm]s \| [0-9.]+ [µm]s \| \d+ % \| [0-9.]+ µs \| 1\.00× \|`, uncontended, "Redis time per pair")
