@@ -194,6 +194,7 @@ var suite = []group{
 		{name: "Exclusion", run: semHammer, modes: true},
 		{name: "Reentrancy", run: semReentrancy, modes: true},
 		{name: "LimitMismatch", run: semLimitMismatch, modes: true},
+		{name: "LimitKeptByWaiters", run: semLimitKeptByWaiters},
 		{name: "FIFO", run: semFIFO},
 		{name: "LargeNotStarved", run: semLargeNotStarved},
 		{name: "WaiterLeaves", run: semWaiterLeaves},

@@ -769,3 +769,50 @@ func semNoSubscriptionsLeft(e *env) {
 		return count() == 0, nil
 	})
 }
+
+// semLimitKeptByWaiters: the limit stays recorded while only waiters are
+// left: once every holding has lapsed (its holder died) and before a
+// queued waiter comes back, a call that declares another limit is the one
+// refused with ErrMismatch, not the waiter.
+func semLimitKeptByWaiters(e *env) {
+	a, b := e.semClient(), e.semClient()
+	q, ok := a.sem.(driver.Queue)
+	if !ok {
+		e.t.Skipf("conformance: the semaphore view %T does not implement driver.Queue, so waiters keeping the limit is untested", a.sem)
+	}
+	la := e.semLocker(a, 3, locker.Options[string]{})
+	l5 := e.semLocker(b, 5, locker.Options[string]{})
+	const key = "sem-limit-waiters"
+	h := e.tryLock(la, key, shortLease, permits(3))
+	name := h.Name()
+	w := driver.AcquireRequest{Name: name, Owner: locker.NewOwner(), Ticket: token.New(), Lease: longLease, Permits: 1, Limit: 3}
+	type reply struct {
+		res driver.AcquireResult
+		err error
+	}
+	r := within(e.t, patience, "Queue.AcquireFair", func() reply {
+		res, err := q.AcquireFair(e.ctx, w, time.Minute)
+		return reply{res, err}
+	})
+	require.NoError(e.t, r.err)
+	require.False(e.t, r.res.Acquired, "a permit while all 3 are held")
+	e.t.Cleanup(func() {
+		_ = q.Leave(context.WithoutCancel(e.ctx), name, w.Ticket)
+		_, _, _ = a.sem.Release(context.WithoutCancel(e.ctx), name, w.Owner, "")
+	})
+	// The holding lapses; the waiter does not come back on its own (it is
+	// a bare driver call), so only it is left.
+	time.Sleep(time.Until(h.Deadline()) + 100*time.Millisecond)
+	e.rejected("TryLock with a limit of 5 while a waiter of limit 3 is queued", locker.ErrMismatch, func() (*locker.Lock[string], error) {
+		return l5.TryLock(e.ctx, key, longLease)
+	})
+	r = within(e.t, patience, "Queue.AcquireFair", func() reply {
+		res, err := q.AcquireFair(e.ctx, w, time.Minute)
+		return reply{res, err}
+	})
+	require.NoError(e.t, r.err, "the queued waiter's next attempt")
+	require.True(e.t, r.res.Acquired, "the waiter at the head of the queue, once the holding lapsed")
+	held, _, err := a.sem.Release(e.ctx, name, w.Owner, "")
+	require.NoError(e.t, err)
+	require.True(e.t, held)
+}

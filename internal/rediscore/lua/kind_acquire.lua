@@ -31,7 +31,8 @@
 -- kindlib.lua) and, in fair mode, the queue is empty or the holding is granted in queue order.
 -- Holdings whose lease ended are evicted first, their permits go back and on to the queue.
 -- The uncontended first holding is TIME, HMGET, SET ... GET, HSET, ZADD, PEXPIRE, PEXPIRE
--- (fair: and ZRANGE of the queue).
+-- (fair: and ZRANGE of the queue; a semaphore with no holders' record: and a ZRANGE of the
+-- queue for a limit its waiters keep).
 local t = redis.call('TIME')
 local now = now_ms(t)
 local owner, ticket, kind = ARGV[1], ARGV[2], ARGV[9]
@@ -69,6 +70,18 @@ end
 
 if kind == 's' then
   local limit = tonumber(ARGV[11])
+  if not st.limit then
+    -- No record of holders (the last ones lapsed, and their hash with them): the waiters still
+    -- queued keep the limit they declared, in their records.
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if head then
+      local _, _, _, _, _, _, wl = parse_kwaiter(redis.call('HGET', KEYS[5], head))
+      wl = tonumber(wl)
+      if wl and wl > 0 then
+        st.limit = wl
+      end
+    end
+  end
   if st.limit and st.limit ~= limit then
     -- Recorded while the name has holders or waiters; a stale record is replaced.
     local top = redis.call('ZRANGE', KEYS[7], -1, -1, 'WITHSCORES')
