@@ -150,7 +150,7 @@ func semHammer(e *env) {
 		watch = loopUntil(stop, func() error {
 			st, err := i.Inspect(e.ctx, name)
 			if err != nil {
-				return fmt.Errorf("Inspect: %w", err)
+				return fmt.Errorf("inspect: %w", err)
 			}
 			sum := 0
 			for _, h := range st.Holders {
