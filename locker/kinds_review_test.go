@@ -581,3 +581,34 @@ func TestReviewLockAccessorsOnKinds(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewBargingWaiterDoesNotRecordTheLimit: in Barging mode a waiter
+// is not in the store, so it does not keep its limit recorded: another
+// limit is declared once the holders are gone, and the waiter fails with
+// ErrMismatch at its next attempt.
+func TestReviewBargingWaiterDoesNotRecordTheLimit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := memory.New()
+		opts := locker.Options[string]{Mode: locker.Barging}
+		holder, four := newSem(t, store, 3, opts), newSem(t, store, 4, opts)
+		wc := store.Client()
+		waiting, err := locker.NewSemaphore(wc, 3, opts)
+		require.NoError(t, err)
+		defer waiting.Close()
+		h, err := holder.TryLock(ctx, "pool", time.Minute, locker.WithPermits(3))
+		require.NoError(t, err)
+		waiter := lockAsync(ctx, waiting, "pool")
+		synctest.Wait()
+		_, err = four.TryLock(ctx, "pool", time.Minute)
+		require.ErrorIs(t, err, locker.ErrMismatch, "the holder records the limit")
+		resume := wc.Stall() // the waiter's next attempt waits
+		require.NoError(t, h.Release(ctx))
+		h4, err := four.TryLock(ctx, "pool", time.Minute, locker.WithPermits(4))
+		require.NoError(t, err, "nobody holds, and the barging waiter is not recorded")
+		resume()
+		g := waitFor(t, waiter, "the barging waiter")
+		require.ErrorIs(t, g.err, locker.ErrMismatch, "the waiter learns of the other limit")
+		require.NoError(t, h4.Release(ctx))
+	})
+}
