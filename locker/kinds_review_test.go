@@ -612,3 +612,63 @@ func TestReviewBargingWaiterDoesNotRecordTheLimit(t *testing.T) {
 		require.NoError(t, h4.Release(ctx))
 	})
 }
+
+// TestReviewQueuedWriterWhoReadsMeanwhileIsRefused: an owner queued for
+// the write lock that takes a read lock meanwhile (through a Barging
+// Locker, which ignores the queue) is a reader asking to upgrade: when its
+// turn comes the store must not grant the write (two such owners would
+// wait for each other for ever); its call fails with ErrUpgrade and the
+// queue moves on.
+func TestReviewQueuedWriterWhoReadsMeanwhileIsRefused(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := memory.New()
+		fair := newRW(t, store, locker.Options[string]{})
+		barge := newRW(t, store, locker.Options[string]{Mode: locker.Barging})
+		c, err := fair.Read().TryLock(ctx, "doc", time.Minute)
+		require.NoError(t, err)
+		a, b := locker.NewOwner(), locker.NewOwner()
+		wa := lockAsync(ctx, fair.Write(), "doc", locker.WithOwner(a))
+		synctest.Wait()
+		wb := lockAsync(ctx, fair.Write(), "doc", locker.WithOwner(b))
+		synctest.Wait()
+		ra, err := barge.Read().TryLock(ctx, "doc", time.Minute, locker.WithOwner(a))
+		require.NoError(t, err)
+		rb, err := barge.Read().TryLock(ctx, "doc", time.Minute, locker.WithOwner(b))
+		require.NoError(t, err)
+		require.NoError(t, c.Release(ctx))
+		ga, gb := waitFor(t, wa, "a's write"), waitFor(t, wb, "b's write")
+		require.ErrorIs(t, ga.err, locker.ErrUpgrade, "a holds a read lock: no upgrade through the queue")
+		require.ErrorIs(t, gb.err, locker.ErrUpgrade)
+		require.NoError(t, ra.Release(ctx))
+		require.NoError(t, rb.Release(ctx))
+		w, err := fair.Write().TryLock(ctx, "doc", time.Minute)
+		require.NoError(t, err, "nothing is left behind")
+		require.NoError(t, w.Release(ctx))
+	})
+}
+
+// TestReviewQueuedWriterWhoReadsMeanwhileAlone: as above with one such
+// owner, whom nothing else blocks: the grant must not upgrade it either.
+func TestReviewQueuedWriterWhoReadsMeanwhileAlone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := memory.New()
+		fair := newRW(t, store, locker.Options[string]{})
+		barge := newRW(t, store, locker.Options[string]{Mode: locker.Barging})
+		c, err := fair.Read().TryLock(ctx, "doc", time.Minute)
+		require.NoError(t, err)
+		a := locker.NewOwner()
+		wa := lockAsync(ctx, fair.Write(), "doc", locker.WithOwner(a))
+		synctest.Wait()
+		ra, err := barge.Read().TryLock(ctx, "doc", time.Minute, locker.WithOwner(a))
+		require.NoError(t, err)
+		require.NoError(t, c.Release(ctx))
+		ga := waitFor(t, wa, "a's write")
+		if ga.h != nil {
+			_ = ga.h.Release(ctx)
+		}
+		require.ErrorIs(t, ga.err, locker.ErrUpgrade, "a holds a read lock: no upgrade through the queue")
+		require.NoError(t, ra.Release(ctx))
+	})
+}

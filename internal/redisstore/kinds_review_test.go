@@ -95,6 +95,11 @@ func TestReviewKindWriterReadsUpgradeAndReentryAtOnce(t *testing.T) {
 				w, err := rw.Write().LockWithRenewal(ctx, key, 0, locker.WithOwner(owner))
 				require.NoError(t, err)
 				ww := rlockAsync(ctx, other.Write(), key)
+				if mode == locker.Fair {
+					queued(t, read, key, 1)
+				} else {
+					still(t, ww, "the other writer")
+				}
 				wr := rlockAsync(ctx, other.Read(), key)
 				if mode == locker.Fair {
 					queued(t, read, key, 2)
@@ -397,5 +402,36 @@ func TestReviewKindBargingAttemptRecordsNoLimit(t *testing.T) {
 		require.True(t, held)
 		_, err = e.k.sem.Acquire(ctx, semReq("f", "carol", 4, 4))
 		require.ErrorIs(t, err, driver.ErrMismatch, "the fair waiter (granted now) keeps the limit")
+	})
+}
+
+// TestReviewKindQueuedWriterWhoReadsMeanwhile: an owner queued for the
+// write lock that takes a read lock meanwhile (barging) is refused with
+// ErrUpgrade when its turn comes, not upgraded (as on memory).
+func TestReviewKindQueuedWriterWhoReadsMeanwhile(t *testing.T) {
+	forEachAdapter(t, func(t *testing.T, s *redisstore.Store) {
+		ctx := ctxT(t)
+		fair := newRWT(t, s, slow)
+		barge := newRWT(t, s, locker.Options[string]{Mode: locker.Barging})
+		read, _ := s.RWLocks()
+		c, err := fair.Read().TryLock(ctx, "u", time.Minute)
+		require.NoError(t, err)
+		a := locker.NewOwner()
+		wa := rlockAsync(ctx, fair.Write(), "u", locker.WithOwner(a))
+		queued(t, read, "u", 1)
+		ra, err := barge.Read().TryLock(ctx, "u", time.Minute, locker.WithOwner(a))
+		require.NoError(t, err)
+		require.NoError(t, c.Release(ctx))
+		select {
+		case r := <-wa:
+			if r.h != nil {
+				_ = r.h.Release(ctx)
+			}
+			require.ErrorIs(t, r.err, locker.ErrUpgrade)
+		case <-time.After(soon):
+			t.Fatal("the queued writer was not answered")
+		}
+		queued(t, read, "u", 0)
+		require.NoError(t, ra.Release(ctx))
 	})
 }
