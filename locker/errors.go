@@ -69,7 +69,7 @@ var (
 
 	// ErrMismatch: a semaphore (see [NewSemaphore]) was asked with another
 	// limit than the one its name was declared with by its current holders
-	// or waiters, or re-entered with another number of permits than the
+	// or fair-queue waiters, or re-entered with another number of permits than the
 	// owner holds. The call fails at once, without waiting, and nothing
 	// changed. It is driver.ErrMismatch.
 	ErrMismatch = driver.ErrMismatch

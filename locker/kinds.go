@@ -109,8 +109,11 @@ func (rw *RWLocker[T]) Close() error {
 //     semaphore counts the holding again and keeps its permits; asking
 //     another number of permits fails at once with [ErrMismatch].
 //   - All callers must declare one limit per key: while a key has holders
-//     or waiters, a call through a Locker with another limit fails at once
-//     with [ErrMismatch].
+//     or fair-queue waiters, a call through a Locker with another limit
+//     fails at once with [ErrMismatch]. A Barging waiter is not in the
+//     store and records no limit: once the key is free, another limit may
+//     be declared, and the waiter then fails with ErrMismatch at its next
+//     attempt.
 //   - Fair mode (the default) admits waiters in FIFO order, so a large
 //     request is not starved by small ones: a waiter for 3 permits blocks
 //     the waiters behind it until 3 are free. Barging lets any request in

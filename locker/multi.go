@@ -87,15 +87,18 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 	}
 	items := make([]item, len(keys))
 	// The first key settles the owner (drawing one if opts name none);
-	// every other key is checked for that owner.
+	// every other key is checked for that owner, with the other options
+	// (a semaphore's permits) kept.
 	owner := opts
+	permits := 0
 	for i, k := range keys {
 		name, co, err := l.validate(ctx, k, wait, lease, owner)
 		if err != nil {
 			return nil, &Error{Op: op, Name: name, Err: err}
 		}
 		if i == 0 {
-			owner = []CallOption{WithOwner(co.owner)}
+			owner = append(slices.Clip(opts), WithOwner(co.owner))
+			permits = co.permits
 		}
 		items[i] = item{k, name}
 	}
@@ -126,7 +129,7 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 		for i, it := range items {
 			names[i], ks[i] = it.name, it.key
 		}
-		m, done, err := l.lockAtOnce(ctx, op, ma, ks, names, owner, wait, lease, renew)
+		m, done, err := l.lockAtOnce(ctx, op, ma, ks, names, owner, permits, wait, lease, renew)
 		if done {
 			return m, err
 		}
@@ -172,18 +175,19 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 
 // lockAtOnce makes the one atomic attempt of driver.MultiAcquirer at the
 // locks of names (sorted, distinct; ks their keys), as the owner that
-// ownerOpt names. done reports that the call is decided: the set is held
-// (m), or it failed (err). Otherwise the caller goes on name by name: the
+// ownerOpt names, each taking permits (a semaphore's; 0 otherwise). done
+// reports that the call is decided: the set is held (m), or it failed
+// (err). Otherwise the caller goes on name by name: the
 // store cannot take this set at once, or found a lock taken while the call
 // may wait, or failed while the call may retry; nothing is held then.
-func (l *Locker[T]) lockAtOnce(ctx context.Context, op string, ma driver.MultiAcquirer, ks []T, names []string, ownerOpt []CallOption, wait, lease time.Duration, renew bool) (m *MultiLock[T], done bool, err error) {
+func (l *Locker[T]) lockAtOnce(ctx context.Context, op string, ma driver.MultiAcquirer, ks []T, names []string, ownerOpt []CallOption, permits int, wait, lease time.Duration, renew bool) (m *MultiLock[T], done bool, err error) {
 	var co callOptions
 	for _, f := range ownerOpt {
 		f(&co)
 	}
 	reqs := make([]driver.AcquireRequest, len(names))
 	for i, name := range names {
-		reqs[i] = driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease, Permits: co.permits, Limit: l.limit}
+		reqs[i] = driver.AcquireRequest{Name: name, Owner: co.owner, Ticket: token.New(), Lease: lease, Permits: permits, Limit: l.limit}
 	}
 	start := time.Now()
 	rctx, cancel := bounded(ctx, start, l.cfg.RequestTimeout)

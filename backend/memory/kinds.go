@@ -330,6 +330,13 @@ func (s *Store) grantPass(tp topic, r *shared, now time.Time) {
 			s.publish(tp, head+" "+strconv.FormatInt(h.fence, 10))
 			continue
 		}
+		if g.slot.write && r.holds[slot{g.slot.owner, false}] != nil {
+			// The owner took a read hold meanwhile (barging): granting
+			// would upgrade it. Its attempt reports ErrUpgrade, and it
+			// leaves.
+			s.publish(tp, head)
+			return
+		}
 		if !r.fits(tp.kind, g.slot, g.permits, r.limit) {
 			return
 		}

@@ -53,7 +53,7 @@ type AcquireRequest struct {
 	Permits int
 	// Limit is, for a semaphore, the number of permits of the name as the
 	// caller declares it: at least 1. The store records it while the name
-	// has holders or waiters, and answers a request that declares another
+	// has holders or fair-queue waiters, and answers a request that declares another
 	// limit with an error matching [ErrMismatch]. Other kinds ignore it.
 	Limit int
 }
@@ -362,7 +362,8 @@ type RWLocker interface {
 //     its permits back. The permits in use never exceed Limit.
 //   - A request whose Limit differs from the name's recorded limit gets an
 //     error matching [ErrMismatch], and nothing changes. The limit is
-//     recorded while the name has holders or waiters.
+//     recorded while the name has holders or fair-queue waiters (a
+//     barging attempt that found the name full records nothing).
 //   - A re-entry by an owner that holds the semaphore counts the holding
 //     again and keeps its permits; asking another number of permits gets
 //     an error matching [ErrMismatch].
