@@ -232,6 +232,13 @@ local function grant(st, t, pub, retention, self)
         return
       end
       if st.used + k > st.limit then
+        -- It does not fit. When what is in its way may be its owner's own holding (a writer's
+        -- read hold, a semaphore holding), it is woken all the same: its own attempt re-enters,
+        -- or fails with an error and leaves, so that the queue does not wait for its heartbeat.
+        if ((kind == 'w' and st.used < st.limit) or kind == 's') and owns(st, kind, owner)
+            and not (self and head == self.ticket) then
+          tell(pub, inbox, head)
+        end
         return
       end
       if owns(st, kind, owner) then
