@@ -2,20 +2,17 @@ package rueidisbackend_test
 
 import (
 	"context"
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/rueidis"
 
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
 	"github.com/disgolock/disgo/conformance"
+	"github.com/disgolock/disgo/internal/killable"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/tcpproxy"
-	"github.com/disgolock/disgo/locker/driver"
 )
 
 // TestConformance runs the conformance suite on one redis-server. Every
@@ -66,7 +63,7 @@ func runConformance(t *testing.T, admin rueidis.Client, newClient func(t testing
 			if err != nil {
 				t.Fatalf("rueidisbackend.New: %v", err)
 			}
-			k := &killable{Store: s}
+			k := killable.New(s)
 			// Every later call fails first, then the client and the Store
 			// close: closing the Store wakes its waiters, whose next call
 			// must not get through. A closed rueidis cluster client does
@@ -78,7 +75,7 @@ func runConformance(t *testing.T, admin rueidis.Client, newClient func(t testing
 				_ = s.Close()
 			}
 			kill := func() {
-				k.dead.Store(true)
+				k.Kill()
 				closeAll()
 			}
 			t.Cleanup(closeAll) // before the proxies close (registered earlier)
@@ -119,78 +116,6 @@ func scanKeys(ctx context.Context, c rueidis.Client) ([]string, error) {
 		}
 	}
 	return keys, nil
-}
-
-// errKilled is what every call of a killed conformance client fails with.
-var errKilled = errors.New("conformance harness: client killed")
-
-// killable is a Store whose calls all fail once its client was killed.
-type killable struct {
-	*rueidisbackend.Store
-	dead atomic.Bool
-}
-
-func (k *killable) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
-	if k.dead.Load() {
-		return driver.AcquireResult{}, errKilled
-	}
-	return k.Store.Acquire(ctx, req)
-}
-
-func (k *killable) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
-	if k.dead.Load() {
-		return driver.AcquireResult{}, errKilled
-	}
-	return k.Store.AcquireFair(ctx, req, waiterTTL)
-}
-
-func (k *killable) Release(ctx context.Context, name, owner, ticket string) (bool, int, error) {
-	if k.dead.Load() {
-		return false, 0, errKilled
-	}
-	return k.Store.Release(ctx, name, owner, ticket)
-}
-
-func (k *killable) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
-	if k.dead.Load() {
-		return false, errKilled
-	}
-	return k.Store.Extend(ctx, name, owner, lease)
-}
-
-func (k *killable) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
-	if k.dead.Load() {
-		return errKilled
-	}
-	return k.Store.ExtendBatch(ctx, batch)
-}
-
-func (k *killable) Leave(ctx context.Context, name, ticket string) error {
-	if k.dead.Load() {
-		return errKilled
-	}
-	return k.Store.Leave(ctx, name, ticket)
-}
-
-func (k *killable) Inspect(ctx context.Context, name string) (driver.State, error) {
-	if k.dead.Load() {
-		return driver.State{}, errKilled
-	}
-	return k.Store.Inspect(ctx, name)
-}
-
-func (k *killable) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
-	if k.dead.Load() {
-		return nil, errKilled
-	}
-	return k.Store.Subscribe(ctx, name, ticket)
-}
-
-func (k *killable) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
-	if k.dead.Load() {
-		return nil, false
-	}
-	return k.Store.SubscribeActive(name, ticket)
 }
 
 // isFence reports whether k is the fence record of a mutex, read-write lock

@@ -7,11 +7,9 @@ package acltest_test
 
 import (
 	"context"
-	"errors"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,10 +21,10 @@ import (
 	"github.com/disgolock/disgo/backend/goredis"
 	rueidisbackend "github.com/disgolock/disgo/backend/rueidis"
 	"github.com/disgolock/disgo/conformance"
+	"github.com/disgolock/disgo/internal/killable"
 	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/tcpproxy"
-	"github.com/disgolock/disgo/locker/driver"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -168,7 +166,7 @@ func TestConformanceAsLeastPrivilegedUserRueidis(t *testing.T) {
 			t.Fatalf("rueidisbackend.New: %v", err)
 		}
 		var once sync.Once
-		k := &killable{Store: s}
+		k := killable.New(s)
 		closeAll := func() {
 			once.Do(func() {
 				c.Close()
@@ -176,82 +174,10 @@ func TestConformanceAsLeastPrivilegedUserRueidis(t *testing.T) {
 			})
 		}
 		kill := func() {
-			k.dead.Store(true) // a closed rueidis client may still reconnect: every later call fails first
+			k.Kill() // a closed rueidis client may still reconnect: every later call fails first
 			closeAll()
 		}
 		t.Cleanup(closeAll)
 		return conformance.Client{Backend: k, Kill: kill, Stall: stall, Subscriptions: s.ActiveSubscriptions}
 	}))
-}
-
-// killable is a rueidis Store whose calls fail once its client was
-// killed, as they would in a dead process.
-type killable struct {
-	*rueidisbackend.Store
-	dead atomic.Bool
-}
-
-var errKilled = errors.New("acltest: client killed")
-
-func (k *killable) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
-	if k.dead.Load() {
-		return driver.AcquireResult{}, errKilled
-	}
-	return k.Store.Acquire(ctx, req)
-}
-
-func (k *killable) AcquireFair(ctx context.Context, req driver.AcquireRequest, waiterTTL time.Duration) (driver.AcquireResult, error) {
-	if k.dead.Load() {
-		return driver.AcquireResult{}, errKilled
-	}
-	return k.Store.AcquireFair(ctx, req, waiterTTL)
-}
-
-func (k *killable) Release(ctx context.Context, name, owner, ticket string) (bool, int, error) {
-	if k.dead.Load() {
-		return false, 0, errKilled
-	}
-	return k.Store.Release(ctx, name, owner, ticket)
-}
-
-func (k *killable) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
-	if k.dead.Load() {
-		return false, errKilled
-	}
-	return k.Store.Extend(ctx, name, owner, lease)
-}
-
-func (k *killable) ExtendBatch(ctx context.Context, batch []driver.Extension) error {
-	if k.dead.Load() {
-		return errKilled
-	}
-	return k.Store.ExtendBatch(ctx, batch)
-}
-
-func (k *killable) Leave(ctx context.Context, name, ticket string) error {
-	if k.dead.Load() {
-		return errKilled
-	}
-	return k.Store.Leave(ctx, name, ticket)
-}
-
-func (k *killable) Subscribe(ctx context.Context, name, ticket string) (driver.Subscription, error) {
-	if k.dead.Load() {
-		return nil, errKilled
-	}
-	return k.Store.Subscribe(ctx, name, ticket)
-}
-
-func (k *killable) SubscribeActive(name, ticket string) (driver.Subscription, bool) {
-	if k.dead.Load() {
-		return nil, false
-	}
-	return k.Store.SubscribeActive(name, ticket)
-}
-
-func (k *killable) ForceRelease(ctx context.Context, name string) (bool, error) {
-	if k.dead.Load() {
-		return false, errKilled
-	}
-	return k.Store.ForceRelease(ctx, name)
 }
