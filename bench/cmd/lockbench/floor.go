@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,7 @@ const floorEmpty = `return 1`
 const (
 	floor2Script      = "floor-2script"
 	floorEmptyScripts = "floor-emptyscripts"
+	floorPublish      = "floor-publish"
 )
 
 // floorNames are the floor rows, which ratio columns compare against.
@@ -73,6 +75,11 @@ func floors() []Impl {
 			Open: func(addr string, _ openOpts) (Instance, error) {
 				return &floorEmptyInst{client: newGoRedis(addr)}, nil
 			},
+		},
+		{
+			Name: floorPublish, HandOffFloor: true,
+			Note: "hand-off floor, not a lock: on go-redis, a release is one SPUBLISH to the channel of the waiting instance and its wait ends when the message arrives (who holds and who waits is kept in this process); the fastest a hand-off by a pushed message can be on this machine",
+			Open: openFloorPublish,
 		},
 	}
 }
@@ -138,4 +145,117 @@ func (f *floorEmptyInst) Close() error { return f.client.Close() }
 // the baseline and the floors.
 func allImpls(bsmBackoff time.Duration) []Impl {
 	return append(append(append([]Impl(nil), registry...), peers(bsmBackoff)...), floors()...)
+}
+
+// floorPublishInst is the hand-off floor: the shortest path by which a
+// release can reach a waiter in another process through Redis. Unlock is
+// one SPUBLISH to the waiter's own channel, and the waiter holds when its
+// pub/sub connection delivers the message to its waiting goroutine: the
+// same path as a disgo grant (one command, its push to a subscribed
+// connection, one goroutine woken), without a script or any state in
+// Redis. Which instance holds and which waits is kept in this process
+// (floorSlots), so it only works among instances of one process, as in the
+// hand-off scenario.
+type floorPublishInst struct {
+	client *redis.Client
+	ps     *redis.PubSub
+	id     string
+	msgs   chan struct{} // one per message on the instance's channel
+	done   chan struct{} // closed when the receiving goroutine has ended
+}
+
+// floorSlot is the in-process state of one key of floor-publish.
+type floorSlot struct {
+	mu      sync.Mutex
+	held    bool
+	waiting *floorPublishInst // the instance whose Lock waits, nil if none
+}
+
+// floorSlots maps a key to its *floorSlot.
+var floorSlots sync.Map
+
+func slotOf(key string) *floorSlot {
+	s, _ := floorSlots.LoadOrStore(key, new(floorSlot))
+	return s.(*floorSlot)
+}
+
+func openFloorPublish(addr string, _ openOpts) (Instance, error) {
+	f := &floorPublishInst{client: newGoRedis(addr), id: token.New(), msgs: make(chan struct{}, 1), done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f.ps = f.client.SSubscribe(ctx, f.channel())
+	if _, err := f.ps.Receive(ctx); err != nil { // the subscription's confirmation
+		_ = f.ps.Close()
+		_ = f.client.Close()
+		return nil, fmt.Errorf("floor-publish: subscribe: %w", err)
+	}
+	go func() {
+		defer close(f.done)
+		for {
+			if _, err := f.ps.ReceiveMessage(context.Background()); err != nil {
+				return // closed
+			}
+			f.msgs <- struct{}{}
+		}
+	}()
+	return f, nil
+}
+
+func (f *floorPublishInst) channel() string { return "lockbench:floor-publish:{" + f.id + "}" }
+
+// Lock holds at once when nobody does; otherwise it waits for the holder's
+// message.
+func (f *floorPublishInst) Lock(ctx context.Context, key string) (Unlock, error) {
+	s := slotOf(key)
+	unlock := func(ctx context.Context) error { return f.unlock(ctx, s) }
+	s.mu.Lock()
+	if !s.held {
+		s.held = true
+		s.mu.Unlock()
+		return unlock, nil
+	}
+	if s.waiting != nil {
+		s.mu.Unlock()
+		return nil, errFloorShared
+	}
+	s.waiting = f
+	s.mu.Unlock()
+	select {
+	case <-f.msgs:
+		return unlock, nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	granted := s.waiting != f
+	if !granted {
+		s.waiting = nil
+	}
+	s.mu.Unlock()
+	if !granted {
+		return nil, ctx.Err()
+	}
+	<-f.msgs // the release chose this instance: its message is on the way
+	return unlock, nil
+}
+
+// unlock hands the key to the waiting instance with one SPUBLISH, or frees
+// it.
+func (f *floorPublishInst) unlock(ctx context.Context, s *floorSlot) error {
+	s.mu.Lock()
+	w := s.waiting
+	s.waiting = nil
+	if w == nil {
+		s.held = false
+	}
+	s.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return f.client.SPublish(ctx, w.channel(), "1").Err()
+}
+
+func (f *floorPublishInst) Close() error {
+	err := f.ps.Close()
+	<-f.done
+	return errors.Join(err, f.client.Close())
 }

@@ -47,6 +47,9 @@ type Impl struct {
 	Renews bool
 	// Waits says that Lock can wait for a taken lock (false: baseline).
 	Waits bool
+	// HandOffFloor marks the hand-off floor: it runs in the hand-off
+	// scenario only (see floor-publish).
+	HandOffFloor bool
 	// Note describes the configuration in the output.
 	Note string
 	Open func(addr string, o openOpts) (Instance, error)
