@@ -44,7 +44,9 @@ var (
 	KindInspectLua      = withLib(kindInspectLua)
 )
 
-func withKindLib(src string) string { return libLua + "\n" + kindLibLua + "\n" + src }
+// withKindLib assembles src with the helpers of lib.lua and kindlib.lua it
+// uses (see assemble).
+func withKindLib(src string) string { return assemble(src, libLua, kindLibLua) }
 
 // Kind is a kind of lock with keys of its own beside a name's mutex: a
 // read-write lock or a semaphore.

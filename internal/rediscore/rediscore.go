@@ -18,7 +18,8 @@ import (
 )
 
 // The embedded sources. lib.lua holds the helpers the scripts share; it
-// defines functions only and is prepended to every script that uses them.
+// defines functions only, and each script gets those it uses (see
+// assemble).
 var (
 	//go:embed lua/lib.lua
 	libLua string
@@ -53,7 +54,9 @@ var (
 	AcquireAllLua   = withLib(acquireAllLua)
 )
 
-func withLib(src string) string { return libLua + "\n" + src }
+// withLib assembles src with the helpers of lib.lua it uses (see
+// assemble).
+func withLib(src string) string { return assemble(src, libLua) }
 
 // DefaultPrefix is the key prefix when an adapter is given none.
 const DefaultPrefix = "disgo"

@@ -100,7 +100,7 @@ func TestArgsMatchScriptHeaders(t *testing.T) {
 	assert.Equal(t, []string{"o", "t", "2", "1", "3000", "60000", Sharded, "in"}, AcquireArgs(req, true, 3*time.Second, time.Minute, Sharded, "in"))
 	assert.Equal(t, "0", AcquireArgs(req, false, 0, time.Minute, Classic, NoInbox)[3])
 	for _, s := range []string{AcquireLua, ReleaseLua, ExtendLua, LeaveLua, InspectLua, InspectQueueLua} {
-		assert.Contains(t, s, "KEYS[1]")
+		assert.Contains(t, s, "KEYS[1")
 		assert.Contains(t, s, "Reply:")
 	}
 }

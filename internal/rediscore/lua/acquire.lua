@@ -44,8 +44,25 @@
 local v = redis.call('GET', KEYS[1])
 local lease = tonumber(ARGV[3])
 local fair = ARGV[4] == '1'
-local n, w, f, r, o
+local head = false
+if fair and not v then
+  -- Free: it is the turn of the head of the queue, if there is one.
+  head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
+end
 
+if not v and not head then
+  -- Free, and nobody queued: take it with a fresh fencing token. This common case comes first,
+  -- before the helpers it does not use are defined.
+  local fs = issue_fence(KEYS[2], ARGV[6], redis.call('TIME'))
+  if not fs then
+    return {-1, 0, 0}
+  end
+  redis.call('SET', KEYS[1], lock_string(1, '', fs, ARGV[2], ARGV[1]), 'PX', lease)
+  return {1, fs, 1}
+end
+
+--@helpers
+local n, w, f, r, o
 if v then
   n, w, f, r, o = parse_lock(v)
   if o == ARGV[1] then
@@ -66,24 +83,20 @@ if v then
 end
 
 local t = false
-local head = false
-if fair and not v then
-  -- Free: it is the turn of the head of the queue, unless its heartbeat lapsed.
-  head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
-  if head and head ~= ARGV[2] then
-    t = redis.call('TIME')
-    local now = now_ms(t)
-    for _ = 1, 64 do
-      local deadline = parse_waiter(redis.call('HGET', KEYS[5], head))
-      if deadline and tonumber(deadline) > now then
-        break
-      end
-      redis.call('ZREM', KEYS[3], head)
-      redis.call('HDEL', KEYS[5], head)
-      head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
-      if not head or head == ARGV[2] then
-        break
-      end
+if head and head ~= ARGV[2] then
+  -- Free, but another waiter is at the head: its turn, unless its heartbeat lapsed.
+  t = redis.call('TIME')
+  local now = now_ms(t)
+  for _ = 1, 64 do
+    local deadline = parse_waiter(redis.call('HGET', KEYS[5], head))
+    if deadline and tonumber(deadline) > now then
+      break
+    end
+    redis.call('ZREM', KEYS[3], head)
+    redis.call('HDEL', KEYS[5], head)
+    head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
+    if not head or head == ARGV[2] then
+      break
     end
   end
 end

@@ -1,5 +1,6 @@
--- kindlib: helpers of the read-write lock and semaphore scripts (kind_*.lua), prepended to each of
--- them after lib.lua (see rediscore.go). It defines functions only.
+-- kindlib: helpers of the read-write lock and semaphore scripts (kind_*.lua), which get the
+-- definitions they use of lib.lua and of this file (see assemble.go). It defines functions and
+-- constants only.
 --
 -- The keys of one name of a kind (rediscore.Layout.KindKeys; all with the name's hash tag; the
 -- suffixes start with "rw." for read-write locks and "sem." for semaphores):

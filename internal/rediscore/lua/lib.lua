@@ -1,6 +1,7 @@
--- lib: helpers shared by the scripts, prepended to each of them when they load (see
--- rediscore.go). It defines functions only; nothing runs until a script calls one (hand_on works
--- on the KEYS of the script that calls it). Lua numbers are doubles, so
+-- lib: helpers shared by the scripts. Each script gets the definitions it uses, placed before
+-- its code or at its "--@helpers" line (see assemble.go). It defines functions and constants
+-- only; nothing runs until a script calls one (hand_on works on the KEYS of the script that
+-- calls it). Lua numbers are doubles, so
 -- fencing tokens, which may use all 63 bits, are handled as decimal strings, exactly.
 
 -- The largest fencing token: 2^63-1.

@@ -37,5 +37,7 @@ if w == '' then
   return 0
 end
 
+-- The helpers of the hand-off are defined only on the way to it.
+--@helpers
 hand_on(ARGV[3], ARGV[4])
 return 0

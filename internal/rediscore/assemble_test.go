@@ -1,0 +1,150 @@
+package rediscore
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// assembled is every script as the adapters load it.
+func assembled() map[string]string {
+	return map[string]string{
+		"acquire": AcquireLua, "release": ReleaseLua, "extend": ExtendLua, "leave": LeaveLua,
+		"inspect": InspectLua, "inspectqueue": InspectQueueLua, "forcerelease": ForceReleaseLua,
+		"acquireall": AcquireAllLua, "kind_acquire": KindAcquireLua, "kind_release": KindReleaseLua,
+		"kind_extend": KindExtendLua, "kind_leave": KindLeaveLua, "kind_forcerelease": KindForceReleaseLua,
+		"kind_inspect": KindInspectLua,
+	}
+}
+
+// helperNames are the names the helper libraries define, read with a
+// pattern of its own rather than with parseHelpers.
+func helperNames(t *testing.T) []string {
+	def := regexp.MustCompile(`(?m)^local (?:function )?([A-Za-z_]\w*)`)
+	var out []string
+	for _, lib := range []string{libLua, kindLibLua} {
+		for _, m := range def.FindAllStringSubmatch(lib, -1) {
+			out = append(out, m[1])
+		}
+	}
+	require.Greater(t, len(out), 25)
+	return out
+}
+
+// TestAssembledScriptsDefineHelpersBeforeUse: in every assembled script,
+// each helper that the code names is defined exactly once, and its first
+// mention is its definition. A helper left out, or defined below a use,
+// would be a nil global that fails the script when that path runs.
+func TestAssembledScriptsDefineHelpersBeforeUse(t *testing.T) {
+	names := helperNames(t)
+	for script, src := range assembled() {
+		c := code(src)
+		for _, name := range names {
+			tok := regexp.MustCompile(`\b` + name + `\b`)
+			uses := tok.FindAllStringIndex(c, -1)
+			if len(uses) == 0 {
+				continue
+			}
+			defs := regexp.MustCompile(`(?m)^local (?:function )?` + name + `\b`).FindAllStringIndex(c, -1)
+			if assert.Len(t, defs, 1, "%s: %s is named but not defined once", script, name) {
+				// The first mention is inside the definition line itself.
+				line := c[defs[0][0]:]
+				line = line[:strings.IndexByte(line, '\n')]
+				first := uses[0][0]
+				assert.True(t, first >= defs[0][0] && first < defs[0][0]+len(line), "%s: %s is named before its definition", script, name)
+			}
+		}
+	}
+}
+
+// TestAssembledScriptsLeaveOutUnusedHelpers: a script carries only what it
+// uses, and the uncontended paths of acquire and release build only the
+// closures they need.
+func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
+	defined := func(src string) []string {
+		var out []string
+		for _, m := range regexp.MustCompile(`(?m)^local (?:function )?([A-Za-z_]\w*)`).FindAllStringSubmatch(src, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	above := func(src string) string {
+		i := strings.Index(src, "\n"+HelpersMark+"\n")
+		require.Positive(t, i, "no helpers mark")
+		return src[:i]
+	}
+	aboveAcquire := defined(above(AcquireLua))
+	assert.Equal(t, []string{"FENCE_MAX", "fence_ok", "fence_less", "fence_next", "issue_fence", "lock_string", "v", "lease", "fair", "head"}, aboveAcquire)
+	assert.Equal(t, []string{"parse_lock", "lock_string", "v", "n"}, defined(above(ReleaseLua)))
+	assert.Contains(t, ReleaseLua, "local function hand_on(")
+	assert.NotContains(t, AcquireLua, "local function hand_on(", "acquire never hands on")
+	assert.NotContains(t, InspectLua, "local function issue_fence(", "inspect issues no token")
+	assert.NotContains(t, KindInspectLua, "local function parse_lock(", "a kind has no mutex lock string")
+	for script, src := range assembled() {
+		assert.True(t, strings.HasPrefix(src, "-- "), "%s: the assembled script starts with its own header", script)
+		assert.Contains(t, src[:strings.Index(src, "\nlocal ")], "Reply", "%s: the header comes before the helpers", script)
+	}
+}
+
+func TestAssemble(t *testing.T) {
+	lib := `-- lib header, left out
+
+-- A doc.
+local K = 3
+
+-- b doubles.
+local function b(x)
+  return 2 * x
+end
+
+local function c(x)
+  return b(x) + K
+end
+
+local function unused()
+  return 0
+end
+`
+	t.Run("NoMark", func(t *testing.T) {
+		got := assemble("-- header\n-- Reply: n\nreturn c(1)\n", lib)
+		assert.Equal(t, "-- header\n-- Reply: n\n-- A doc.\nlocal K = 3\n-- b doubles.\nlocal function b(x)\n  return 2 * x\nend\nlocal function c(x)\n  return b(x) + K\nend\nreturn c(1)\n", got)
+	})
+	t.Run("Mark", func(t *testing.T) {
+		got := assemble("-- header\nif ARGV[1] then\n  return b(1)\nend\n"+HelpersMark+"\nreturn c(2) -- not unused()\n", lib)
+		assert.Equal(t, "-- header\n-- b doubles.\nlocal function b(x)\n  return 2 * x\nend\nif ARGV[1] then\n  return b(1)\nend\n"+HelpersMark+"\n-- A doc.\nlocal K = 3\nlocal function c(x)\n  return b(x) + K\nend\nreturn c(2) -- not unused()\n", got)
+	})
+	t.Run("NothingUsed", func(t *testing.T) {
+		assert.Equal(t, "-- h\nreturn 1\n", assemble("-- h\nreturn 1\n", lib))
+	})
+	t.Run("Uses", func(t *testing.T) {
+		hs := parseHelpers(lib)
+		require.Len(t, hs, 4)
+		assert.Equal(t, []string{"K", "b", "c", "unused"}, []string{hs[0].name, hs[1].name, hs[2].name, hs[3].name})
+		assert.Equal(t, []string{"K", "b"}, hs[2].uses)
+		assert.Empty(t, hs[1].uses)
+	})
+}
+
+// TestScriptsHaveNoDashesInStrings: "--" in a script's code always starts
+// a comment, which code() relies on to find the helpers a script names.
+func TestScriptsHaveNoDashesInStrings(t *testing.T) {
+	srcs := map[string]string{"lib": libLua, "kindlib": kindLibLua}
+	for name, src := range assembled() {
+		srcs[name] = src
+	}
+	for name, src := range srcs {
+		for i, line := range strings.Split(src, "\n") {
+			j := strings.Index(line, "--")
+			if j < 0 {
+				continue
+			}
+			before := line[:j]
+			assert.Zero(t, strings.Count(before, "'")%2, "%s:%d: -- inside a string: %s", name, i+1, line)
+			assert.Zero(t, strings.Count(before, `"`)%2, "%s:%d: -- inside a string: %s", name, i+1, line)
+			assert.NotContains(t, line[j:], "--[[", "%s:%d: block comments are not stripped by code()", name, i+1)
+		}
+	}
+}
