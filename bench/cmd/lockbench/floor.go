@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/rueidis"
 
 	"github.com/disgolock/disgo/internal/token"
 )
@@ -51,13 +52,14 @@ const floorEmpty = `return 1`
 
 // Names of the floor implementations.
 const (
-	floor2Script      = "floor-2script"
-	floorEmptyScripts = "floor-emptyscripts"
-	floorPublish      = "floor-publish"
+	floor2Script        = "floor-2script"
+	floor2ScriptRueidis = "floor-2script-rueidis"
+	floorEmptyScripts   = "floor-emptyscripts"
+	floorPublish        = "floor-publish"
 )
 
 // floorNames are the floor rows, which ratio columns compare against.
-var floorNames = []string{floor2Script, floorEmptyScripts, "baseline-2rtt"}
+var floorNames = []string{floor2Script, floor2ScriptRueidis, floorEmptyScripts, "baseline-2rtt"}
 
 // floors returns the floor implementations.
 func floors() []Impl {
@@ -67,6 +69,17 @@ func floors() []Impl {
 			Note: "floor, not a lock: on go-redis, EVALSHA of a script that runs exactly the commands of disgo's uncontended fair acquire (GET lock, ZRANGE queue 0 0, TIME, SET fence PX … GET, SET lock PX) with no Lua logic between them, then EVALSHA of GET + DEL; what disgo's command set alone costs",
 			Open: func(addr string, _ openOpts) (Instance, error) {
 				return &floorScriptsInst{client: newGoRedis(addr), owner: token.New()}, nil
+			},
+		},
+		{
+			Name: floor2ScriptRueidis,
+			Note: "floor, not a lock: " + floor2Script + "'s two scripts on a rueidis client (auto-pipelining, as disgo's rueidis adapter uses it); what disgo's command set alone costs there",
+			Open: func(addr string, _ openOpts) (Instance, error) {
+				c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}})
+				if err != nil {
+					return nil, err
+				}
+				return &floorScriptsRueidisInst{client: c, owner: token.New()}, nil
 			},
 		},
 		{
@@ -85,6 +98,8 @@ func floors() []Impl {
 }
 
 var (
+	floorAcquireLua    = rueidis.NewLuaScript(floorAcquire)
+	floorReleaseLua    = rueidis.NewLuaScript(floorRelease)
 	floorAcquireScript = redis.NewScript(floorAcquire)
 	floorReleaseScript = redis.NewScript(floorRelease)
 	floorEmptyScript   = redis.NewScript(floorEmpty)
@@ -128,6 +143,34 @@ func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error)
 }
 
 func (f *floorScriptsInst) Close() error { return f.client.Close() }
+
+// floorScriptsRueidisInst is floorScriptsInst on a rueidis client.
+type floorScriptsRueidisInst struct {
+	client rueidis.Client
+	owner  string
+	seq    atomic.Int64
+}
+
+func (f *floorScriptsRueidisInst) Lock(ctx context.Context, key string) (Unlock, error) {
+	keys := []string{"{" + key + "}:lock", "{" + key + "}:fence", "{" + key + "}:q"}
+	val := fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(f.seq.Add(1), 10), f.owner)
+	err := floorAcquireLua.Exec(ctx, f.client, keys, []string{val, floorLeaseMs, floorRetentionMs}).Error()
+	switch {
+	case err == nil:
+		return nil, errFloorShared
+	case !rueidis.IsRedisNil(err):
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		v, err := floorReleaseLua.Exec(ctx, f.client, keys[:1], nil).ToString()
+		if err == nil && v != val {
+			err = errFloorShared
+		}
+		return err
+	}, nil
+}
+
+func (f *floorScriptsRueidisInst) Close() error { f.client.Close(); return nil }
 
 type floorEmptyInst struct{ client *redis.Client }
 

@@ -419,8 +419,8 @@ func (b *bench) scenario(ctx context.Context, sc string, impls []Impl, out io.Wr
 				fmt.Sprintf("The waiter starts waiting, the holder releases a random %v–%v later (so that pollers do not fall into step), then the two swap roles; each round runs for %v.", cfg.settle, 2*cfg.settle, cfg.duration),
 				"n: hand-offs summed over rounds; p50/p99: medians over rounds; max: the largest in any round.",
 				"failed: waits that ended without the lock (after -wait-timeout); overlaps: the waiter held while the holder had not released (must be 0).",
-				"p50 ÷ best peer: p50 over the best (lowest) peer p50; below 1 is faster. p50 ÷ "+floorPublish+": over that floor's, the fastest a hand-off by a pushed message can be here.",
-				floorPublish+" (not a lock): the release is one SPUBLISH to the waiter's channel and the wait ends when the message arrives, on go-redis; the time of one command, its push to another connection and the wake-up of the waiting goroutine.",
+				"p50 ÷ best peer: p50 over the best (lowest) peer p50; below 1 is faster. p50 ÷ " + floorPublish + ": over that floor's, the fastest a hand-off by a pushed message can be here.",
+				floorPublish + " (not a lock): the release is one SPUBLISH to the waiter's channel and the wait ends when the message arrives, on go-redis; the time of one command, its push to another connection and the wake-up of the waiting goroutine.",
 			},
 			cols: []column{
 				agg("n", "n", (*results).total, count), num("p50", "p50", dur), num("p99", "p99", dur),

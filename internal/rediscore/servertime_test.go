@@ -1,0 +1,134 @@
+package rediscore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/disgolock/disgo/internal/redistest"
+	"github.com/disgolock/disgo/locker/driver"
+)
+
+// BenchmarkScriptServerTime measures the server time of the uncontended
+// acquire+release pair of the mutex scripts, as Redis counts it (INFO
+// commandstats usec of EVALSHA per pair, reported as redis-µs/pair), on a
+// redis-server of its own, in fair and barging mode:
+//
+//   - assembled: the scripts as the adapters load them (AcquireLua,
+//     ReleaseLua);
+//   - whole-lib: the same sources with all of lib.lua prepended, as every
+//     script was loaded before assemble.go: what giving each script only
+//     its helpers, and defining the hand-off's at the mark, saves;
+//   - commands-only: the commands of the pair in two scripts without any
+//     logic (the lockbench floor-2script): what the rest costs.
+//
+// Pairs are pipelined 100 at a time, so that the client's round trips do
+// not slow the run; the server time of a script does not depend on it.
+//
+//	go test -run '^$' -bench ScriptServerTime ./internal/rediscore/
+func BenchmarkScriptServerTime(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	b.Cleanup(func() { _ = c.Close() })
+	const commandsOnlyAcquire = `redis.call('GET', KEYS[1])
+redis.call('ZRANGE', KEYS[3], 0, 0)
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], t[1], 'PX', ARGV[6], 'GET')
+redis.call('SET', KEYS[1], '1 1 ' .. ARGV[2] .. ' ' .. ARGV[1], 'PX', ARGV[3])
+return {1, t[1], 1}`
+	const commandsOnlyRelease = `redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+return 0`
+	variants := []struct{ name, acquire, release string }{
+		{"assembled", AcquireLua, ReleaseLua},
+		{"whole-lib", libLua + "\n" + acquireLua, libLua + "\n" + releaseLua},
+		{"commands-only", commandsOnlyAcquire, commandsOnlyRelease},
+	}
+	keys := Layout{Prefix: DefaultPrefix}.Keys("servertime")
+	for _, v := range variants {
+		for _, fair := range []bool{true, false} {
+			mode := "fair"
+			if !fair {
+				mode = "barging"
+			}
+			b.Run(v.name+"/"+mode, func(b *testing.B) {
+				acq, err := c.ScriptLoad(ctx, v.acquire).Result()
+				if err != nil {
+					b.Fatal(err)
+				}
+				rel, err := c.ScriptLoad(ctx, v.release).Result()
+				if err != nil {
+					b.Fatal(err)
+				}
+				owner := "servertime-owner"
+				relArgs := toAny(ReleaseArgs(owner, "", Sharded, time.Minute))
+				batch := func(n int) {
+					p := c.Pipeline()
+					for i := range n {
+						req := driver.AcquireRequest{Owner: owner, Ticket: "t" + strconv.Itoa(i), Lease: time.Minute}
+						p.EvalSha(ctx, acq, keys, toAny(AcquireArgs(req, fair, 10*time.Second, time.Minute, Sharded, NoInbox))...)
+						p.EvalSha(ctx, rel, keys, relArgs...)
+					}
+					cmds, err := p.Exec(ctx)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for i := 0; i < len(cmds); i += 2 {
+						r, _ := cmds[i].(*redis.Cmd).Slice()
+						if len(r) == 0 || r[0] != int64(1) {
+							b.Fatalf("acquire %d: %v", i/2, r)
+						}
+					}
+				}
+				batch(100) // warm
+				if err := c.ConfigResetStat(ctx).Err(); err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for b.Loop() {
+					batch(100)
+					n += 100
+				}
+				b.ReportMetric(evalshaUsec(b, c)/float64(n), "redis-µs/pair")
+			})
+		}
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// evalshaUsec returns the usec that INFO commandstats counts for EVALSHA.
+func evalshaUsec(b *testing.B, c *redis.Client) float64 {
+	info, err := c.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_evalsha:")
+		if !ok {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "usec="); ok {
+				us, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return us
+			}
+		}
+	}
+	b.Fatal("no cmdstat_evalsha in INFO commandstats")
+	return 0
+}
