@@ -12,8 +12,8 @@ import (
 )
 
 // The scripts of read-write locks and semaphores (the kinds). kindlib.lua
-// holds their shared helpers and documents their keys; it is prepended to
-// each of them after lib.lua.
+// holds their shared helpers and documents their keys; each script gets the
+// helpers of lib.lua and kindlib.lua it uses (see assemble).
 var (
 	//go:embed lua/kindlib.lua
 	kindLibLua string
