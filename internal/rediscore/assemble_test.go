@@ -48,7 +48,7 @@ func TestAssembledScriptsDefineHelpersBeforeUse(t *testing.T) {
 			if len(uses) == 0 {
 				continue
 			}
-			defs := regexp.MustCompile(`(?m)^local (?:function )?` + name + `\b`).FindAllStringIndex(c, -1)
+			defs := regexp.MustCompile(`(?m)^local (?:function )?`+name+`\b`).FindAllStringIndex(c, -1)
 			if assert.Len(t, defs, 1, "%s: %s is named but not defined once", script, name) {
 				// The first mention is inside the definition line itself.
 				line := c[defs[0][0]:]
