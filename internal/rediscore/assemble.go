@@ -115,12 +115,11 @@ func needed(hs []helper, src string) map[string]bool {
 	return need
 }
 
-// assemble returns script src with the helpers of libs it uses: after its
-// header comment (its leading comment lines) those the code above
-// HelpersMark uses, at the mark those only the code below it uses. Without
-// the mark, every helper it uses comes after the header.
-func assemble(src string, libs ...string) string {
-	hs := parseHelpers(libs...)
+// assemble returns script src with the helpers of hs (see parseHelpers) it
+// uses: after its header comment (its leading comment lines) those the code
+// above HelpersMark uses, at the mark those only the code below it uses.
+// Without the mark, every helper it uses comes after the header.
+func assemble(src string, hs []helper) string {
 	lines := strings.SplitAfter(src, "\n")
 	h := 0
 	for h < len(lines) && strings.HasPrefix(lines[h], "--") && strings.TrimSpace(lines[h]) != HelpersMark {
@@ -128,11 +127,7 @@ func assemble(src string, libs ...string) string {
 	}
 	header, body := strings.Join(lines[:h], ""), strings.Join(lines[h:], "")
 	above, below, marked := cutMark(body)
-	needAbove := needed(hs, above)
-	needBelow := map[string]bool{}
-	if marked {
-		needBelow = needed(hs, below)
-	}
+	needAbove, needBelow := needed(hs, above), needed(hs, below)
 	defs := func(need map[string]bool, skip map[string]bool) string {
 		var b strings.Builder
 		for _, x := range hs {

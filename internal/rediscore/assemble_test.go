@@ -109,15 +109,15 @@ local function unused()
 end
 `
 	t.Run("NoMark", func(t *testing.T) {
-		got := assemble("-- header\n-- Reply: n\nreturn c(1)\n", lib)
+		got := assemble("-- header\n-- Reply: n\nreturn c(1)\n", parseHelpers(lib))
 		assert.Equal(t, "-- header\n-- Reply: n\n-- A doc.\nlocal K = 3\n-- b doubles.\nlocal function b(x)\n  return 2 * x\nend\nlocal function c(x)\n  return b(x) + K\nend\nreturn c(1)\n", got)
 	})
 	t.Run("Mark", func(t *testing.T) {
-		got := assemble("-- header\nif ARGV[1] then\n  return b(1)\nend\n"+HelpersMark+"\nreturn c(2) -- not unused()\n", lib)
+		got := assemble("-- header\nif ARGV[1] then\n  return b(1)\nend\n"+HelpersMark+"\nreturn c(2) -- not unused()\n", parseHelpers(lib))
 		assert.Equal(t, "-- header\n-- b doubles.\nlocal function b(x)\n  return 2 * x\nend\nif ARGV[1] then\n  return b(1)\nend\n"+HelpersMark+"\n-- A doc.\nlocal K = 3\nlocal function c(x)\n  return b(x) + K\nend\nreturn c(2) -- not unused()\n", got)
 	})
 	t.Run("NothingUsed", func(t *testing.T) {
-		assert.Equal(t, "-- h\nreturn 1\n", assemble("-- h\nreturn 1\n", lib))
+		assert.Equal(t, "-- h\nreturn 1\n", assemble("-- h\nreturn 1\n", parseHelpers(lib)))
 	})
 	t.Run("Uses", func(t *testing.T) {
 		hs := parseHelpers(lib)

@@ -46,7 +46,11 @@ var (
 
 // withKindLib assembles src with the helpers of lib.lua and kindlib.lua it
 // uses (see assemble).
-func withKindLib(src string) string { return assemble(src, libLua, kindLibLua) }
+func withKindLib(src string) string { return assemble(src, kindHelpers) }
+
+// kindHelpers are the definitions of lib.lua, then kindlib.lua, parsed once
+// for every kind's script.
+var kindHelpers = parseHelpers(libLua, kindLibLua)
 
 // Kind is a kind of lock with keys of its own beside a name's mutex: a
 // read-write lock or a semaphore.

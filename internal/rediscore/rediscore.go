@@ -56,7 +56,10 @@ var (
 
 // withLib assembles src with the helpers of lib.lua it uses (see
 // assemble).
-func withLib(src string) string { return assemble(src, libLua) }
+func withLib(src string) string { return assemble(src, libHelpers) }
+
+// libHelpers are the definitions of lib.lua, parsed once for every script.
+var libHelpers = parseHelpers(libLua)
 
 // DefaultPrefix is the key prefix when an adapter is given none.
 const DefaultPrefix = "disgo"
