@@ -68,7 +68,7 @@ func floors() []Impl {
 			Name: floor2Script,
 			Note: "floor, not a lock: on go-redis, EVALSHA of a script that runs exactly the commands of disgo's uncontended fair acquire (GET lock, ZRANGE queue 0 0, TIME, SET fence PX … GET, SET lock PX) with no Lua logic between them, then EVALSHA of GET + DEL; what disgo's command set alone costs",
 			Open: func(addr string, _ openOpts) (Instance, error) {
-				return &floorScriptsInst{client: newGoRedis(addr), owner: token.New()}, nil
+				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: newGoRedis(addr)}, nil
 			},
 		},
 		{
@@ -79,7 +79,7 @@ func floors() []Impl {
 				if err != nil {
 					return nil, err
 				}
-				return &floorScriptsRueidisInst{client: c, owner: token.New()}, nil
+				return &floorScriptsRueidisInst{floorLock: floorLock{owner: token.New()}, client: c}, nil
 			},
 		},
 		{
@@ -115,17 +115,26 @@ const (
 	floorRetentionMs = "16000"
 )
 
-type floorScriptsInst struct {
-	client *redis.Client
-	owner  string
-	seq    atomic.Int64
+// floorLock makes the keys and the lock value of the floor-2script rows.
+type floorLock struct {
+	owner string
+	seq   atomic.Int64
 }
 
-// Lock writes a lock value shaped like disgo's ("1 <fence> <ticket> <owner>")
-// under keys laid out like disgo's (one hash tag).
+// next returns keys laid out like disgo's (one hash tag) and a lock value
+// shaped like disgo's ("1 <fence> <ticket> <owner>").
+func (l *floorLock) next(key string) (keys []string, val string) {
+	keys = []string{"{" + key + "}:lock", "{" + key + "}:fence", "{" + key + "}:q"}
+	return keys, fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(l.seq.Add(1), 10), l.owner)
+}
+
+type floorScriptsInst struct {
+	floorLock
+	client *redis.Client
+}
+
 func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error) {
-	keys := []string{"{" + key + "}:lock", "{" + key + "}:fence", "{" + key + "}:q"}
-	val := fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(f.seq.Add(1), 10), f.owner)
+	keys, val := f.next(key)
 	err := floorAcquireScript.Run(ctx, f.client, keys, val, floorLeaseMs, floorRetentionMs).Err()
 	switch {
 	case err == nil:
@@ -146,14 +155,12 @@ func (f *floorScriptsInst) Close() error { return f.client.Close() }
 
 // floorScriptsRueidisInst is floorScriptsInst on a rueidis client.
 type floorScriptsRueidisInst struct {
+	floorLock
 	client rueidis.Client
-	owner  string
-	seq    atomic.Int64
 }
 
 func (f *floorScriptsRueidisInst) Lock(ctx context.Context, key string) (Unlock, error) {
-	keys := []string{"{" + key + "}:lock", "{" + key + "}:fence", "{" + key + "}:q"}
-	val := fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(f.seq.Add(1), 10), f.owner)
+	keys, val := f.next(key)
 	err := floorAcquireLua.Exec(ctx, f.client, keys, []string{val, floorLeaseMs, floorRetentionMs}).Error()
 	switch {
 	case err == nil:
@@ -277,8 +284,13 @@ func (f *floorPublishInst) Lock(ctx context.Context, key string) (Unlock, error)
 	if !granted {
 		return nil, ctx.Err()
 	}
-	<-f.msgs // the release chose this instance: its message is on the way
-	return unlock, nil
+	// The release chose this instance: its message is on the way.
+	select {
+	case <-f.msgs:
+		return unlock, nil
+	case <-time.After(10 * time.Second):
+		return nil, errors.New("floor-publish: a hand-off message never came")
+	}
 }
 
 // unlock hands the key to the waiting instance with one SPUBLISH, or frees
