@@ -116,8 +116,18 @@ var (
 	})
 
 	badLease = badInput("Lease", func(e *env, l *locker.Locker[string]) {
-		h := e.tryLock(l, "min-lease", locker.MinLease) // the minimum is accepted
-		if err := e.releaseErr(h); err != nil {
+		// The minimum is accepted. Over a round trip longer than it, the
+		// lease ends before the answer is seen, and TryLock fails with
+		// ErrNotObtained rather than return a handle that protects nothing.
+		r := within(e.t, patience, `TryLock("min-lease")`, func() acq {
+			h, err := l.TryLock(e.ctx, "min-lease", locker.MinLease)
+			return acq{lock: h, err: err}
+		})
+		if r.err != nil {
+			requireErr(e.t, r.err, locker.ErrNotObtained)
+			return
+		}
+		if err := e.releaseErr(r.lock); err != nil {
 			requireErr(e.t, err, locker.ErrNotHeld) // it may well have expired
 		}
 	})

@@ -203,7 +203,16 @@ func (l *Locker[T]) TryLock(ctx context.Context, key T, lease time.Duration, opt
 // when ctx is done, with [ErrClosed] when the Locker is closed while it
 // waits, and with [ErrBackend] when the store failed on the last attempt.
 // It never returns a held lock once ctx is done: an acquisition or a
-// hand-off that arrives too late is given back by the call's ticket.
+// hand-off that arrives too late is given back by the call's ticket. Nor
+// does it return one whose lease has already ended, as when this process
+// stalled (a GC pause, SIGSTOP, a frozen VM) while the store's answer was
+// on its way, or the lease is shorter than the store's round trip: that
+// acquisition is given back too, and the call attempts again, with a new
+// ticket at the end of the fair queue, while its wait lasts (at once, then
+// after a backoff from 10 ms doubling to 1 s, so that a lease shorter than
+// the round trip does not make it hammer the store). A wait of zero then
+// fails with ErrNotObtained, as does a call whose giving back the store
+// did not answer (it is retried in the background, as below).
 //
 // A call that gives up leaves the fair queue and undoes what its ticket may
 // hold before it returns, within 250 ms; when the store does not answer in
@@ -330,7 +339,29 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 		t0 = time.Now()
 		ctx = l.opStart(ctx, opOf(op, renew), name)
 	}
+	var until time.Time // the end of the wait, when it has one
+	if wait > 0 && wait != WaitForever {
+		until = time.Now().Add(wait)
+	}
 	start, res, err := l.wait(ctx, &a, wait)
+	for backoff := time.Duration(0); err == errLapsed || err == errLapsedPending; {
+		left := wait
+		if !until.IsZero() {
+			left = time.Until(until)
+		}
+		again := err == errLapsed && wait != 0 && left > backoff
+		l.lapsed(name, again)
+		if !again {
+			err = errNotObtainedLapsed
+			break
+		}
+		if err = l.pause(ctx, backoff); err != nil {
+			break
+		}
+		backoff = min(max(2*backoff, minBackoff), maxBackoff)
+		a = a.again()
+		start, res, err = l.wait(ctx, &a, left-backoff)
+	}
 	var h *Lock[T]
 	if err == nil {
 		h, err = l.register(key, a.req, start, a.lease, res, renew)

@@ -152,8 +152,13 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 		m.locks = append(m.locks, h)
 	}
 	// With a fixed lease shorter than the wait, a lock taken early may have
-	// ended while a later one was awaited: then the set is not held.
+	// ended while a later one was awaited: then the set is not held. Its
+	// expiry timer may not have run yet (this process stalled): a lease
+	// that ended is a loss too.
 	for i, h := range m.locks {
+		if h.Err() == nil && !time.Now().Before(h.Deadline()) {
+			l.lose(h.h, errLeaseExpired)
+		}
 		if lost := h.Err(); lost != nil {
 			err := lost
 			for j := len(m.locks) - 1; j >= 0; j-- {
@@ -225,6 +230,16 @@ func (l *Locker[T]) lockAtOnce(ctx context.Context, op string, ma driver.MultiAc
 	if cerr := ctx.Err(); cerr != nil {
 		undoAll()
 		return nil, true, &Error{Op: op, Name: names[0], Err: cerr}
+	}
+	if !time.Now().Before(start.Add(lease)) {
+		// The leases ended before the answer was seen (see won): the set
+		// is given back, and taken name by name while the wait lasts.
+		undoAll()
+		l.lapsed(names[0], wait != 0)
+		if wait == 0 {
+			return nil, true, &Error{Op: op, Name: names[0], Err: errNotObtainedLapsed}
+		}
+		return nil, false, nil
 	}
 	m = &MultiLock[T]{done: make(chan struct{})}
 	for i := range reqs {

@@ -409,3 +409,13 @@ func (l *Locker[T]) lost(h *hold, cause error, byRenewal bool) {
 			slog.String("cause", lc.String()), slog.Any("err", cause))
 	}
 }
+
+// lapsed logs an acquisition given back because its lease had ended before
+// its answer was seen (see won); again tells whether the call
+// attempts once more.
+func (l *Locker[T]) lapsed(name string, again bool) {
+	if l.log != nil {
+		l.log.LogAttrs(context.Background(), slog.LevelWarn, "disgo: an acquisition's lease ended before its answer was seen (the process stalled, or the answer was delayed); it was given back",
+			slog.String("lock", name), slog.Bool("attempting again", again))
+	}
+}

@@ -2,9 +2,12 @@ package locker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/disgolock/disgo/internal/token"
 	"github.com/disgolock/disgo/locker/driver"
 )
 
@@ -146,9 +149,11 @@ func (a *attempt) cleanup(ctx context.Context) bool {
 // giveUp cleans up after a call that will not acquire, within
 // cleanupTimeout; what the store did not answer in that time is handed to
 // the janitor, which retries it in the background.
-func (l *Locker[T]) giveUp(a *attempt) {
+// It reports whether the store answered the clean-up (or none was
+// needed).
+func (l *Locker[T]) giveUp(a *attempt) bool {
 	if !a.needsCleanup() {
-		return
+		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), min(a.timeout, cleanupTimeout))
 	done := a.cleanup(ctx)
@@ -160,6 +165,7 @@ func (l *Locker[T]) giveUp(a *attempt) {
 				slog.String("lock", a.req.Name), slog.Duration("for", cleanupHorizon(a)))
 		}
 	}
+	return done
 }
 
 // bounded returns ctx bounded to end by now+timeout, where now is a
@@ -211,12 +217,8 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	}
 	if wait == 0 {
 		start, res, err := a.try(ctx, deadline)
-		switch {
-		case err == nil && res.Acquired && ctx.Err() == nil:
-			return start, res, nil
-		case err == nil && res.Acquired:
-			l.giveUp(a)
-			return start, res, ctx.Err()
+		if err == nil && res.Acquired {
+			return l.won(ctx, ctx, a, start, res)
 		}
 		l.giveUp(a)
 		if err != nil {
@@ -250,11 +252,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	}
 	start, res, err := a.try(wctx, deadline)
 	if err == nil && res.Acquired {
-		if wctx.Err() != nil {
-			l.giveUp(a)
-			return start, res, l.stopped(ctx)
-		}
-		return start, res, nil
+		return l.won(ctx, wctx, a, start, res)
 	}
 	if err != nil && conflict(err) {
 		l.giveUp(a)
@@ -300,11 +298,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		if retry && wctx.Err() == nil {
 			start, res, err = a.try(wctx, deadline)
 			if err == nil && res.Acquired {
-				if wctx.Err() != nil {
-					l.giveUp(a)
-					return start, res, l.stopped(ctx)
-				}
-				return start, res, nil
+				return l.won(ctx, wctx, a, start, res)
 			}
 			if err != nil && conflict(err) {
 				l.giveUp(a)
@@ -324,12 +318,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		case <-wake:
 			if fence, ok := sub.Granted(); ok {
 				if gstart, gres, ok := a.grant(fence); ok {
-					if wctx.Err() != nil {
-						// The grant came, but the caller is gone: give it back.
-						l.giveUp(a)
-						return start, res, l.stopped(ctx)
-					}
-					return gstart, gres, nil
+					return l.won(ctx, wctx, a, gstart, gres)
 				}
 			}
 		case <-timer.C:
@@ -345,6 +334,86 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		}
 		// Timer.Reset discards a stale tick (Go 1.23 timer semantics).
 	}
+}
+
+var (
+	// errLapsed is wait's report of an acquisition whose lease ended
+	// before its answer was seen, given back; acquire attempts again with
+	// a new ticket.
+	errLapsed = errors.New("the acquisition's lease ended before its answer was seen")
+	// errLapsedPending is errLapsed when the store did not answer the give
+	// back, which is left to the janitor: no new attempt is made while the
+	// old ticket may still hold, or a new one would re-enter its holding
+	// and outlive the user's release.
+	errLapsedPending = errors.New("the acquisition's lease ended before its answer was seen; giving it back is pending")
+	// errNotObtainedLapsed is the error of a call whose last acquisition
+	// lapsed and that makes no other.
+	errNotObtainedLapsed = fmt.Errorf("%w: its lease ended before the store's answer was seen (this process stalled, or the lease is shorter than the round trip)", ErrNotObtained)
+)
+
+// pause waits d (none when d is 0) before the next attempt of a call
+// whose acquisition lapsed. It returns ctx's error, or ErrClosed once the
+// Locker is closing, if they come first.
+func (l *Locker[T]) pause(ctx context.Context, d time.Duration) error {
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		case <-l.closing.Done():
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.closing.Err() != nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+// won settles an attempt or grant that gave the ticket the lock with a
+// lease that began no earlier than start. It stands, unless:
+//
+//   - wctx ended (the caller is gone, or the Locker is closing): it is
+//     given back and the call fails with ctx's error or ErrClosed;
+//   - its lease has already run out: this process stalled (SIGSTOP, a GC
+//     pause, a frozen VM) or the answer was delayed past the lease, so the
+//     store may have given the lock to another owner meanwhile. It is
+//     given back by the ticket, which releases only what the ticket still
+//     holds, and wait returns errLapsed (errLapsedPending when the store
+//     did not answer that). A handle whose lease ended before the call
+//     returned would protect nothing.
+func (l *Locker[T]) won(ctx, wctx context.Context, a *attempt, start time.Time, res driver.AcquireResult) (time.Time, driver.AcquireResult, error) {
+	switch {
+	case wctx.Err() != nil:
+		l.giveUp(a)
+		return start, res, l.stopped(ctx)
+	case !time.Now().Before(start.Add(a.lease)):
+		if a.waitFrom.IsZero() {
+			a.waitFrom = start
+		}
+		if !l.giveUp(a) {
+			return start, res, errLapsedPending
+		}
+		return start, res, errLapsed
+	}
+	return start, res, nil
+}
+
+// again returns a fresh attempt of a's request after an acquisition that
+// lapsed (see won): a new ticket, so that a clean-up of the old one still
+// retried in the background (see janitor) cannot undo what the new one
+// takes, and a new place at the end of the fair queue, since the old one
+// was given up. The time it has waited counts from a's first attempt.
+func (a *attempt) again() attempt {
+	b := attempt{
+		backend: a.backend, queue: a.queue, timeout: a.timeout, waiterTTL: a.waiterTTL,
+		req: a.req, renew: a.renew, lease: a.req.Lease, obs: a.obs, position: -1, waitFrom: a.waitFrom,
+	}
+	b.req.Ticket = token.New()
+	return b
 }
 
 // recheck returns how long a waiter sleeps before its fallback re-check
