@@ -801,8 +801,17 @@ func semLimitKeptByWaiters(e *env) {
 		_, _, _ = a.sem.Release(context.WithoutCancel(e.ctx), name, w.Owner, "")
 	})
 	// The holding lapses; the waiter does not come back on its own (it is
-	// a bare driver call), so only it is left.
+	// a bare driver call), so only it is left. The store's lease began
+	// after the call that took it, so it may end later than the handle's
+	// deadline by that call's latency: where the view can be inspected,
+	// wait until the store has no live holding left.
 	time.Sleep(time.Until(h.Deadline()) + 100*time.Millisecond)
+	if insp, ok := a.sem.(driver.Inspector); ok {
+		eventually(e.t, patience, "the store to report the holding lapsed", func() (bool, error) {
+			st, err := insp.Inspect(e.ctx, name)
+			return err == nil && st.Used == 0, err
+		})
+	}
 	e.rejected("TryLock with a limit of 5 while a waiter of limit 3 is queued", locker.ErrMismatch, func() (*locker.Lock[string], error) {
 		return l5.TryLock(e.ctx, key, longLease)
 	})
