@@ -86,13 +86,25 @@ type entry struct {
 	// idle, while the channel has no subscriptions but its store
 	// subscription lingers, unsubscribes it when it fires.
 	idle *time.Timer
+	// retry, after a subscribe that failed while subscriptions still
+	// want the channel, writes it again when it fires; backoff is the wait
+	// before the next one, reset by a confirmed subscribe.
+	retry   *time.Timer
+	backoff time.Duration
 }
+
+// Backoff of the retries of a failed subscribe that is still wanted.
+const (
+	minRetry = 10 * time.Millisecond
+	maxRetry = time.Second
+)
 
 // op is one subscribe or unsubscribe of a channel.
 type op struct {
 	e         *entry
 	subscribe bool
 	sent      bool          // handed to the Transport
+	renewal   bool          // renews a subscription the store dropped, or retries that
 	finished  bool          // confirmed, failed, or given up
 	err       error         // why it failed; set before done is closed
 	done      chan struct{} // subscribe only: closed when finished
@@ -176,6 +188,7 @@ func (h *Hub) Subscribe(ctx context.Context, name, ticket string) (driver.Subscr
 		}
 		e.add(s)
 		if e.sub == nil || e.sub.err != nil {
+			e.stopRetry()
 			e.sub = h.enqueue(e, true)
 		}
 		ops = append(ops, e.sub)
@@ -252,6 +265,7 @@ func (h *Hub) unsubscribeIdle(e *entry) {
 		e.idle.Stop()
 		e.idle = nil
 	}
+	e.stopRetry()
 	if e.sub != nil {
 		e.sub = nil
 		h.enqueue(e, false)
@@ -301,7 +315,11 @@ func (h *Hub) Message(channel, payload string) {
 // true) or unsubscribe of channel, in the order the connection delivered
 // them. A confirmation nobody asked for is taken as a sign of a reconnect or
 // of the store dropping the subscription: the channel's subscriptions are
-// woken, and a dropped subscription that is still wanted is renewed.
+// woken, and a dropped subscription that is still wanted is renewed; a
+// renewal the Transport fails to write is written again after a backoff
+// (10 ms, doubling up to 1 s) until it is written or nobody wants it. The
+// confirmation of a renewal wakes the channel's subscriptions again, since
+// what was published while it was not subscribed is lost.
 func (h *Hub) Confirmed(channel string, subscribed bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -316,6 +334,7 @@ func (h *Hub) Confirmed(channel string, subscribed bool) {
 			// The store ended a subscription that is still wanted (Redis
 			// Cluster does so to shard channels whose slot moved).
 			e.sub = h.enqueue(e, true)
+			e.sub.renewal = true
 		}
 		return
 	}
@@ -324,7 +343,15 @@ func (h *Hub) Confirmed(channel string, subscribed bool) {
 		e.wakeAll()
 	}
 	for _, o := range e.pending[:i+1] {
+		if o.renewal {
+			// Messages published while the channel was not subscribed
+			// are lost: the subscriptions look again.
+			e.wakeAll()
+		}
 		o.finish(nil)
+	}
+	if subscribed {
+		e.backoff = 0
 	}
 	e.pending = slices.Delete(e.pending, 0, i+1)
 	h.tidy(e)
@@ -372,6 +399,7 @@ func (h *Hub) Close() {
 			e.idle.Stop()
 			e.idle = nil
 		}
+		e.stopRetry()
 		e.pending, e.sub = nil, nil
 		e.wakeAll()
 		h.tidy(e)
@@ -441,15 +469,53 @@ func (h *Hub) send() {
 // fail ends an operation whose command could not be written: no
 // confirmation will match it, and its waiters get err. The hub still wants
 // what it wanted: a failed subscribe stays the channel's e.sub until its
-// subscriptions close (which unsubscribes) or a new Subscribe replaces it.
-// Called with h.mu held.
+// subscriptions close (which unsubscribes) or a new Subscribe replaces it,
+// and while subscriptions are open it is written again after a backoff
+// (see retryLater). Called with h.mu held.
 func (h *Hub) fail(o *op, err error) {
 	if o.finished {
 		return // already ended by Reset or Close
 	}
-	o.e.pending = slices.DeleteFunc(o.e.pending, func(p *op) bool { return p == o })
+	e := o.e
+	e.pending = slices.DeleteFunc(e.pending, func(p *op) bool { return p == o })
 	o.finish(err)
-	h.tidy(o.e)
+	if o.subscribe && e.sub == o && len(e.subs) > 0 && !h.closed {
+		h.retryLater(e, o)
+	}
+	h.tidy(e)
+}
+
+// retryLater writes the subscribe of e again after e's backoff, unless by
+// then failed (e.sub) was replaced, the hub closed, or every subscription
+// of e closed. Without it the subscriptions of a channel whose renewal
+// failed (the store dropped it when its slot moved, or its connection was
+// lost, and the master was not reachable at once) would get no more
+// wake-ups, and their waiters would fall back to re-checking at their
+// fallback interval. A Subscribe that failed returns its error at once, as
+// before; its caller closes its subscription, which ends the retries.
+// Called with h.mu held.
+func (h *Hub) retryLater(e *entry, failed *op) {
+	d := max(e.backoff, minRetry)
+	e.backoff = min(2*d, maxRetry)
+	e.stopRetry()
+	e.retry = time.AfterFunc(d, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed || e.sub != failed || len(e.subs) == 0 || h.entries[e.channel] != e {
+			return
+		}
+		e.retry = nil
+		e.sub = h.enqueue(e, true)
+		e.sub.renewal = true
+	})
+}
+
+// stopRetry stops e's pending retry, if any. Called with h.mu held.
+func (e *entry) stopRetry() {
+	if e.retry != nil {
+		e.retry.Stop()
+		e.retry = nil
+	}
 }
 
 // tidy forgets e once nothing refers to it. Called with h.mu held.

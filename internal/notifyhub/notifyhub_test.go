@@ -356,6 +356,7 @@ func TestStoreDroppedSubscriptionIsRenewed(t *testing.T) {
 	assert.True(t, woken(a))
 	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
 	h.Confirmed("a", true)
+	assert.True(t, woken(a), "woken again once subscribed again: messages in between are lost")
 	assert.Equal(t, 1, h.ActiveSubscriptions())
 	a.Close()
 	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
@@ -676,4 +677,66 @@ func TestSubscribeActiveMissAllocatesNothing(t *testing.T) {
 	assert.Zero(t, left, "the name index is tidied with its entries")
 	_, ok = h.SubscribeActive("busy", "t3")
 	require.False(t, ok)
+}
+
+// A renewal of a dropped subscription that fails to be written (the slot
+// moved and the slot map is not settled yet, or the master is down) is
+// written again after a backoff, until it is; the subscription then gets
+// its messages again. Before, it stayed failed and the waiters got no more
+// wake-ups until a new Subscribe of the channel.
+func TestFailedRenewalIsRetried(t *testing.T) {
+	h, f := newHub(t)
+	a := subscribed(t, h, f, "a", "t1")
+	boom := errors.New("the slot of channel \"a\" keeps moving")
+	f.failWith(boom)
+	h.Confirmed("a", false) // the store dropped it: its slot moved
+	assert.True(t, woken(a))
+	for range 3 {
+		assert.Equal(t, command{true, []string{"a"}}, f.next(t), "the renewal, and its retries")
+	}
+	f.failWith(nil)
+	assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+	assert.False(t, woken(a), "woken once, by the drop")
+	h.Confirmed("a", true)
+	assert.True(t, woken(a), "what was published since the drop is lost: woken again once subscribed")
+	h.Message("a", "t1")
+	assert.True(t, woken(a), "a message after the renewal")
+	assert.Equal(t, 1, h.ActiveSubscriptions())
+	a.Close()
+	assert.Equal(t, command{false, []string{"a"}}, f.next(t))
+	h.Confirmed("a", false)
+	time.Sleep(3 * maxRetry / 2)
+	f.noWrites(t)
+	assert.Equal(t, 0, entryCount(h))
+}
+
+// The retries end when the last subscription of the channel closes, and
+// when the hub closes.
+func TestRenewalRetriesEnd(t *testing.T) {
+	for name, end := range map[string]func(*Hub, driver.Subscription){
+		"last subscription closed": func(_ *Hub, s driver.Subscription) { s.Close() },
+		"hub closed":               func(h *Hub, _ driver.Subscription) { h.Close() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, f := newHub(t)
+			a := subscribed(t, h, f, "a", "t1")
+			f.failWith(errors.New("connection refused"))
+			h.Confirmed("a", false)
+			assert.Equal(t, command{true, []string{"a"}}, f.next(t))
+			assert.Equal(t, command{true, []string{"a"}}, f.next(t), "a retry")
+			end(h, a)
+			// The retry being written as it ended may still come, then the
+			// unsubscribe of the closed subscription; nothing after them,
+			// though the backoff (40 ms by now) passes many times.
+			time.Sleep(maxRetry)
+			for len(f.writes) > 0 {
+				if c := <-f.writes; c.subscribe {
+					t.Logf("a retry written as the subscription ended: %v", c)
+				}
+			}
+			time.Sleep(maxRetry)
+			f.noWrites(t)
+			a.Close()
+		})
+	}
 }
