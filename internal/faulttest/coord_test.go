@@ -165,7 +165,8 @@ type worker struct {
 	ops      []*call             // lock and release calls, in the order sent
 	killedAt int64
 	stopped  bool
-	gone     bool // the process was reaped and its calls ended: no new call may wait
+	pauses   [][2]int64 // SIGSTOP to SIGCONT (0 while stopped), oldest first
+	gone     bool       // the process was reaped and its calls ended: no new call may wait
 }
 
 // call is one command sent to a worker and, once done is closed, its
@@ -462,16 +463,19 @@ func (w *worker) signal(sig syscall.Signal) int64 {
 	return t
 }
 
-// stop sends SIGSTOP; cont SIGCONT. They return the time of the signal.
+// stop sends SIGSTOP; cont SIGCONT. They return the time of the signal
+// and record the pause in w.pauses.
 // stop returns once every thread of the worker is stopped: kill(2) only
 // queues the signal, and on a loaded machine a thread has been seen running
 // for milliseconds after it (long enough to take a grant published after
 // the signal), which would make a scenario test a running process.
 func (w *worker) stop() int64 {
+	t := mono()
 	w.mu.Lock()
 	w.stopped = true
+	w.pauses = append(w.pauses, [2]int64{t, 0})
 	w.mu.Unlock()
-	t := w.signal(syscall.SIGSTOP)
+	w.signal(syscall.SIGSTOP)
 	if err := awaitStopped(w.pid, 5*time.Second); err != nil {
 		w.e.t.Fatalf("%s: %v", w.name, err)
 	}
@@ -521,6 +525,9 @@ func (w *worker) cont() int64 {
 	t := w.signal(syscall.SIGCONT)
 	w.mu.Lock()
 	w.stopped = false
+	if n := len(w.pauses); n > 0 && w.pauses[n-1][1] == 0 {
+		w.pauses[n-1][1] = t
+	}
 	w.mu.Unlock()
 	w.e.note("SIGCONT %s", w.name)
 	return t

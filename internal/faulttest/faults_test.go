@@ -40,6 +40,7 @@ var scenarios = []scenario{
 	{name: "RedisKilledAndRestarted", run: redisKilledAndRestarted},
 	{name: "PubsubConnectionsKilled", run: pubsubConnectionsKilled},
 	{name: "ClientPause", run: clientPause},
+	{name: "AnswerLaterThanLease", run: answerLaterThanLease},
 	{name: "LossyProxy", run: lossyProxy},
 	{name: "History", run: historyWorkload},
 	{name: "ForceReleaseOfStoppedHolder", run: forceReleaseOfStoppedHolder},
@@ -621,6 +622,50 @@ func pubsubConnectionsKilled(e *env) {
 	if closed == 0 {
 		t.Errorf("CLIENT KILL found no pub/sub connection to close")
 	}
+	e.checkHistory()
+}
+
+// answerLaterThanLease: a lock call with a fixed lease of 1 s is sent
+// while the store is paused (CLIENT PAUSE) for 1.5 s, so the store's answer
+// that it acquired comes after the lease the worker counts from its
+// request. That acquisition must not be returned: its handle would protect
+// nothing (the same as a worker stopped between the store's answer and its
+// reading of it, which the History workload provokes by chance). The
+// worker gives it back and acquires again, and returns a hold with its
+// lease ahead of it, which it can release.
+func answerLaterThanLease(e *env) {
+	t := e.t
+	const (
+		pause = 1500 * time.Millisecond
+		lease = time.Second
+	)
+	cfg := e.config("w")
+	cfg.RequestTimeout = 5 * time.Second
+	w := e.spawn(cfg)
+	name := "lk"
+	ctx, cancel := e.ctx()
+	tPause := mono()
+	err := e.admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err()
+	cancel()
+	if err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	e.note("CLIENT PAUSE %v", pause)
+	c := w.lock(name, 10*time.Second, lease)
+	r := c.must(t, pause+cfg.RequestTimeout+patience)
+	wantOK(t, "the lock answered after the pause", r)
+	t.Logf("the lock returned %s after its call, %s after the pause ended, with %s of lease left",
+		ms(r.T-c.invoked()), ms(r.T-tPause-int64(pause)), ms(r.Deadline-r.T))
+	if r.T-c.invoked() < int64(lease) {
+		t.Fatalf("the lock returned %s after its call, within the lease: the pause did not delay it", ms(r.T-c.invoked()))
+	}
+	if r.Deadline <= r.T {
+		t.Errorf("the lock returned a hold whose lease had ended %s before", ms(r.T-r.Deadline))
+	}
+	if rec, ok, err := e.record(name); err != nil || !ok || rec.Owner != r.Owner || rec.Fence != r.Fence {
+		t.Errorf("the store names %+v (ok %v, err %v), want the worker's hold (owner %s, fence %d)", rec, ok, err, r.Owner, r.Fence)
+	}
+	wantOK(t, "the release", w.release(r.Handle).must(t, patience))
 	e.checkHistory()
 }
 

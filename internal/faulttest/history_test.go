@@ -131,6 +131,7 @@ type holdView struct {
 	relOK    bool  // some release succeeded
 	signal   int64 // earliest loss signal (Done lost, Release not held), 0 if none
 	killed   bool  // the worker died holding it (no release began)
+	stalled  bool  // the worker was stopped (SIGSTOP) during the lock call until about its lease end
 	write    bool  // a write hold of a read-write lock
 	permits  int   // a semaphore holding's permits
 }
@@ -146,6 +147,40 @@ func (h holdView) protectedUntil() int64 {
 		end = h.signal
 	}
 	return end
+}
+
+// protects reports whether the holder could rely on the hold for any
+// time at all.
+func (h holdView) protects() bool { return h.protectedUntil() > h.acquired }
+
+// void reports whether the hold protected nothing because its worker was
+// stopped: its lease had ended (or its loss was signalled) by the time its
+// lock call returned, and the worker was stopped during the call until
+// about the lease end. Such a hold cannot clash with another. The Locker
+// gives back an acquisition whose lease ended before its answer was seen;
+// only a stop between that check and the worker's reading of the clock
+// leaves a void hold. Any other hold that protected nothing still counts
+// (and see checkReturns).
+func (h holdView) void() bool { return h.stalled && !h.protects() }
+
+// returnSlack is how long after its lease ended a hold may be seen
+// returned by a worker that was not stopped: the Locker checks the lease
+// just before it returns, and a loaded machine may delay the worker's
+// reading of the clock after that.
+const returnSlack = 50 * time.Millisecond
+
+// checkReturns returns the holds whose lease had ended well before their
+// lock call returned (see returnSlack), though their worker was not
+// stopped during the call: the Locker returned a hold that protected
+// nothing.
+func checkReturns(holds []holdView) []string {
+	var bad []string
+	for _, h := range holds {
+		if !h.stalled && h.acquired-h.deadline > int64(returnSlack) {
+			bad = append(bad, fmt.Sprintf("%s (fence %d) was returned %s after its lease ended, its worker running", h.desc, h.fence, ms(h.acquired-h.deadline)))
+		}
+	}
+	return bad
 }
 
 // history is a history built from the workers of an env.
@@ -245,6 +280,13 @@ func (e *env) buildHistory() history {
 				}
 			}
 			v.killed = v.relInv == 0 && w.killedAt != 0
+			for _, p := range w.pauses {
+				// A stop during the call that lasted until about the end of
+				// the lease (or was not over).
+				if p[0] < v.acquired && (p[1] == 0 || p[1] > v.deadline-int64(returnSlack)) {
+					v.stalled = true
+				}
+			}
 			h.holds = append(h.holds, v)
 			if !v.relOK || v.signal != 0 {
 				lo := v.deadline - int64(deadlineSlack)
@@ -322,6 +364,14 @@ func (e *env) checkHistoryAgainst(nm porcupine.NondeterministicModel, what strin
 	for _, v := range overlaps(h.holds) {
 		t.Errorf("mutual exclusion: %s", v)
 	}
+	for _, v := range checkReturns(h.holds) {
+		t.Errorf("lease: %s", v)
+	}
+	for _, v := range h.holds {
+		if v.void() {
+			t.Logf("%s (fence %d) protected nothing: its worker was stopped during the lock call, and its lease ended %s before the call returned", v.desc, v.fence, ms(v.acquired-v.deadline))
+		}
+	}
 	return h
 }
 
@@ -349,13 +399,14 @@ func checkFences(holds []holdView) []string {
 }
 
 // checkOverlaps returns the pairs of holds (sorted by acquisition) where
-// the later one was acquired while the earlier one was still protected.
+// the later one was acquired while the earlier one was still protected,
+// unless the later one was void (see holdView.void).
 func checkOverlaps(holds []holdView) []string {
 	var bad []string
 	for i, a := range holds {
 		end := a.protectedUntil()
 		for _, b := range holds[i+1:] {
-			if b.acquired >= end {
+			if b.acquired >= end || b.void() {
 				continue
 			}
 			bad = append(bad, fmt.Sprintf("%s (fence %d) acquired %s before the end of %s (fence %d): its lease ran until %s, release began %s, loss signalled %s",

@@ -272,6 +272,9 @@ func checkSharing(limit int) func([]holdView) []string {
 	return func(holds []holdView) []string {
 		var bad []string
 		for i, b := range holds {
+			if b.void() {
+				continue
+			}
 			var live []holdView
 			used := b.permits
 			for _, a := range holds[:i] {
