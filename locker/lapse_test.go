@@ -263,3 +263,26 @@ func TestLapsedAcquisitionNotGivenBackIsNotRetried(t *testing.T) {
 		assert.Empty(t, st.Owner, "released: nothing left held")
 	})
 }
+
+// A lapsed acquisition is reported to the Observer (EventLapsed) before the
+// call ends, once per lapse.
+func TestLapsedAcquisitionIsObserved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := memory.New()
+		sc := newStallClient(store, 2*time.Second, 1)
+		rec := &recorder{}
+		a, err := locker.New[string](sc, locker.Options[string]{Mode: locker.Barging, Observer: rec})
+		require.NoError(t, err)
+		defer func() { _ = a.Close() }()
+
+		h, err := a.Lock(ctx, "k", time.Minute, time.Second)
+		require.NoError(t, err)
+		require.NoError(t, h.Release(ctx))
+		name := h.Name()
+		assert.Equal(t, []string{
+			"start lock " + name, "lapsed " + name, "held " + name, "end lock " + name + " ok fenced waited",
+			"start release " + name, "released " + name, "end release " + name + " ok fenced",
+		}, rec.take())
+	})
+}

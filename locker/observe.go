@@ -226,6 +226,12 @@ const (
 	// goroutine of the operation, or on the Locker's clean-up goroutine
 	// for the clean-ups it retries in the background.
 	EventStoreError
+	// EventLapsed: an acquisition was given back because its lease had
+	// ended before the store's answer was seen (this process stalled, or
+	// the lease is shorter than the round trip; see Locker.Lock); the call
+	// attempts again unless its wait is over. Caller's goroutine, before
+	// OpEnd.
+	EventLapsed
 )
 
 func (k EventKind) String() string {
@@ -244,6 +250,8 @@ func (k EventKind) String() string {
 		return "handoff"
 	case EventStoreError:
 		return "store_error"
+	case EventLapsed:
+		return "lapsed"
 	}
 	return "unknown"
 }
@@ -410,10 +418,13 @@ func (l *Locker[T]) lost(h *hold, cause error, byRenewal bool) {
 	}
 }
 
-// lapsed logs an acquisition given back because its lease had ended before
-// its answer was seen (see won); again tells whether the call
-// attempts once more.
+// lapsed reports (EventLapsed) and logs an acquisition given back because
+// its lease had ended before its answer was seen (see won); again tells
+// whether the call attempts once more.
 func (l *Locker[T]) lapsed(name string, again bool) {
+	if l.obs != nil {
+		l.obs.Event(Event{Kind: EventLapsed, Name: name})
+	}
 	if l.log != nil {
 		l.log.LogAttrs(context.Background(), slog.LevelWarn, "disgo: an acquisition's lease ended before its answer was seen (the process stalled, or the answer was delayed); it was given back",
 			slog.String("lock", name), slog.Bool("attempting again", again))

@@ -16,6 +16,7 @@
 //	disgo.renewals          counter            outcome         confirmed renewals (ok), renewals given up (failed)
 //	disgo.losses            counter            cause           holdings lost: expired, not_held, deadline, superseded, revoked, closed, other
 //	disgo.handoffs          counter                            locks taken by a direct grant of the store
+//	disgo.lapsed            counter                            acquisitions given back: their lease ended before the answer was seen
 //	disgo.store.errors      counter            op              failed store calls: acquire, release, extend, leave, subscribe
 //
 // outcome is one of ok, not_obtained, not_held, canceled, closed and
@@ -56,6 +57,7 @@ const (
 	MetricRenewals        = "disgo.renewals"
 	MetricLosses          = "disgo.losses"
 	MetricHandOffs        = "disgo.handoffs"
+	MetricLapsed          = "disgo.lapsed"
 	MetricStoreErrors     = "disgo.store.errors"
 )
 
@@ -98,6 +100,7 @@ type Observer struct {
 	renewals metric.Int64Counter
 	losses   metric.Int64Counter
 	handoffs metric.Int64Counter
+	lapsed   metric.Int64Counter
 	errors   metric.Int64Counter
 
 	// Attribute sets made once, so that recording allocates none.
@@ -151,6 +154,10 @@ func New(o Options) (*Observer, error) {
 	}
 	if ob.handoffs, err = m.Int64Counter(MetricHandOffs, metric.WithUnit("{handoff}"),
 		metric.WithDescription("Locks taken by a direct grant of the store (fair hand-off).")); err != nil {
+		return nil, err
+	}
+	if ob.lapsed, err = m.Int64Counter(MetricLapsed, metric.WithUnit("{acquisition}"),
+		metric.WithDescription("Acquisitions given back because their lease ended before the store's answer was seen (a stalled process, or a lease shorter than the round trip).")); err != nil {
 		return nil, err
 	}
 	if ob.errors, err = m.Int64Counter(MetricStoreErrors, metric.WithUnit("{error}"),
@@ -231,6 +238,8 @@ func (o *Observer) Event(e locker.Event) {
 		o.renewals.Add(ctx, 1, o.renewFailed)
 	case locker.EventHandOff:
 		o.handoffs.Add(ctx, 1)
+	case locker.EventLapsed:
+		o.lapsed.Add(ctx, 1)
 	case locker.EventStoreError:
 		o.errors.Add(ctx, 1, metric.WithAttributes(attribute.String("op", e.StoreOp)))
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/disgolock/disgo/backend/memory"
 	"github.com/disgolock/disgo/locker"
+	"github.com/disgolock/disgo/locker/driver"
 	disgootel "github.com/disgolock/disgo/otel"
 )
 
@@ -409,4 +410,38 @@ func TestLoss(t *testing.T) {
 	assert.Equal(t, map[string]int64{"cause=not_held": 1, "cause=expired": 1, "cause=revoked": 1, "cause=closed": 1}, points(ms[disgootel.MetricLosses]))
 	assert.Equal(t, int64(2), points(ms[disgootel.MetricRenewals])["outcome=failed"])
 	assert.Equal(t, map[string]int64{"": 0}, points(ms[disgootel.MetricHoldsActive]))
+}
+
+// slowClient is a memory client whose first acquisition is answered after
+// a delay longer than the lease, as when the process stalls.
+type slowClient struct {
+	*memory.Client
+	delay time.Duration
+	once  bool
+}
+
+func (c *slowClient) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
+	res, err := c.Client.Acquire(ctx, req)
+	if !c.once {
+		c.once = true
+		time.Sleep(c.delay)
+	}
+	return res, err
+}
+
+// TestLapsed checks the lapsed counter: a TryLock whose answer came after
+// its lease ended fails with ErrNotObtained, and is counted once.
+func TestLapsed(t *testing.T) {
+	h := newHarness(t)
+	store := memory.New()
+	l, err := locker.New[string](&slowClient{Client: store.Client(), delay: 30 * time.Millisecond},
+		locker.Options[string]{Mode: locker.Barging, Observer: h.obs})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+
+	_, err = l.TryLock(context.Background(), "s", 10*time.Millisecond)
+	require.ErrorIs(t, err, locker.ErrNotObtained)
+	m := h.metrics(t)
+	assert.Equal(t, map[string]int64{"": 1}, points(m[disgootel.MetricLapsed]))
+	assert.Equal(t, map[string]int64{"mode=barging,outcome=not_obtained": 1}, points(m[disgootel.MetricAcquireDuration]))
 }
