@@ -34,6 +34,19 @@ func newStallClient(store *memory.Store, stall time.Duration, stalls int32) *sta
 	return c
 }
 
+// stalled returns a memory store, a stallClient on it whose next stalls
+// acquiring calls stall for stall, and a Locker on that client, closed at
+// the end of the test.
+func stalled(t *testing.T, stall time.Duration, stalls int32, opts locker.Options[string]) (*memory.Store, *stallClient, *locker.Locker[string]) {
+	t.Helper()
+	store := memory.New()
+	sc := newStallClient(store, stall, stalls)
+	l, err := locker.New[string](sc, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	return store, sc, l
+}
+
 func (c *stallClient) pause() {
 	if c.stalls.Add(-1) >= 0 {
 		time.Sleep(c.stall)
@@ -87,11 +100,7 @@ func TestLapsedAcquisitionIsNotReturned(t *testing.T) {
 
 func testLapsedAcquisition(t *testing.T, mode locker.Mode) {
 	ctx := context.Background()
-	store := memory.New()
-	sc := newStallClient(store, 2*time.Second, 1)
-	a, err := locker.New[string](sc, locker.Options[string]{Mode: mode})
-	require.NoError(t, err)
-	defer func() { _ = a.Close() }()
+	store, sc, a := stalled(t, 2*time.Second, 1, locker.Options[string]{Mode: mode})
 	b, err := locker.New[string](store.Client(), locker.Options[string]{Mode: mode})
 	require.NoError(t, err)
 	defer func() { _ = b.Close() }()
@@ -146,11 +155,7 @@ func TestLapsedSingleAttemptFails(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				store := memory.New()
-				sc := newStallClient(store, 2*time.Second, 1)
-				a, err := locker.New[string](sc, locker.Options[string]{})
-				require.NoError(t, err)
-				defer func() { _ = a.Close() }()
+				store, sc, a := stalled(t, 2*time.Second, 1, locker.Options[string]{})
 
 				h, err := a.Lock(ctx, "k", wait, time.Second)
 				require.ErrorIs(t, err, locker.ErrNotObtained)
@@ -170,14 +175,10 @@ func TestLapsedSingleAttemptFails(t *testing.T) {
 func TestLapsedAtomicSetIsNotReturned(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := memory.New()
-		sc := newStallClient(store, 2*time.Second, 1)
-		a, err := locker.New[string](sc, locker.Options[string]{})
-		require.NoError(t, err)
-		defer func() { _ = a.Close() }()
+		store, sc, a := stalled(t, 2*time.Second, 1, locker.Options[string]{})
 		names := []string{"x", "y"}
 
-		_, err = a.TryLockAll(ctx, names, time.Second)
+		_, err := a.TryLockAll(ctx, names, time.Second)
 		require.ErrorIs(t, err, locker.ErrNotObtained)
 		fences := map[string]int64{}
 		for _, n := range names {
@@ -207,14 +208,10 @@ func TestLapsedAtomicSetIsNotReturned(t *testing.T) {
 func TestLeaseShorterThanTheRoundTripBacksOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := memory.New()
-		sc := newStallClient(store, 5*time.Millisecond, 1<<30) // every answer takes 5 ms
-		a, err := locker.New[string](sc, locker.Options[string]{Mode: locker.Barging})
-		require.NoError(t, err)
-		defer func() { _ = a.Close() }()
+		_, sc, a := stalled(t, 5*time.Millisecond, 1<<30, locker.Options[string]{Mode: locker.Barging}) // every answer takes 5 ms
 
 		t0 := time.Now()
-		_, err = a.Lock(ctx, "k", 3*time.Second, locker.MinLease)
+		_, err := a.Lock(ctx, "k", 3*time.Second, locker.MinLease)
 		require.ErrorIs(t, err, locker.ErrNotObtained)
 		assert.Contains(t, err.Error(), "lease ended before")
 		took := time.Since(t0)
@@ -236,14 +233,10 @@ func TestLeaseShorterThanTheRoundTripBacksOff(t *testing.T) {
 func TestLapsedAcquisitionNotGivenBackIsNotRetried(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := memory.New()
-		sc := newStallClient(store, 2*time.Second, 1)
+		store, sc, a := stalled(t, 2*time.Second, 1, locker.Options[string]{Mode: locker.Barging})
 		sc.failRel.Store(true)
-		a, err := locker.New[string](sc, locker.Options[string]{Mode: locker.Barging})
-		require.NoError(t, err)
-		defer func() { _ = a.Close() }()
 
-		_, err = a.Lock(ctx, "k", time.Minute, time.Second, locker.WithOwner("me"))
+		_, err := a.Lock(ctx, "k", time.Minute, time.Second, locker.WithOwner("me"))
 		require.ErrorIs(t, err, locker.ErrNotObtained)
 		first := <-sc.tickets
 		assert.Len(t, sc.tickets, 0, "no new attempt while the old ticket may hold")
@@ -269,12 +262,8 @@ func TestLapsedAcquisitionNotGivenBackIsNotRetried(t *testing.T) {
 func TestLapsedAcquisitionIsObserved(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := context.Background()
-		store := memory.New()
-		sc := newStallClient(store, 2*time.Second, 1)
 		rec := &recorder{}
-		a, err := locker.New[string](sc, locker.Options[string]{Mode: locker.Barging, Observer: rec})
-		require.NoError(t, err)
-		defer func() { _ = a.Close() }()
+		_, _, a := stalled(t, 2*time.Second, 1, locker.Options[string]{Mode: locker.Barging, Observer: rec})
 
 		h, err := a.Lock(ctx, "k", time.Minute, time.Second)
 		require.NoError(t, err)

@@ -625,6 +625,19 @@ func pubsubConnectionsKilled(e *env) {
 	e.checkHistory()
 }
 
+// clientPause pauses every client of the store (CLIENT PAUSE ... ALL) for
+// d and returns the time it was sent.
+func (e *env) clientPause(d time.Duration) int64 {
+	ctx, cancel := e.ctx()
+	defer cancel()
+	t0 := mono()
+	if err := e.admin.Do(ctx, "CLIENT", "PAUSE", d.Milliseconds(), "ALL").Err(); err != nil {
+		e.t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	e.note("CLIENT PAUSE %v", d)
+	return t0
+}
+
 // answerLaterThanLease: a lock call with a fixed lease of 1 s is sent
 // while the store is paused (CLIENT PAUSE) for 1.5 s, so the store's answer
 // that it acquired comes after the lease the worker counts from its
@@ -643,14 +656,7 @@ func answerLaterThanLease(e *env) {
 	cfg.RequestTimeout = 5 * time.Second
 	w := e.spawn(cfg)
 	name := "lk"
-	ctx, cancel := e.ctx()
-	tPause := mono()
-	err := e.admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err()
-	cancel()
-	if err != nil {
-		t.Fatalf("CLIENT PAUSE: %v", err)
-	}
-	e.note("CLIENT PAUSE %v", pause)
+	tPause := e.clientPause(pause)
 	c := w.lock(name, 10*time.Second, lease)
 	r := c.must(t, pause+cfg.RequestTimeout+patience)
 	wantOK(t, "the lock answered after the pause", r)
@@ -707,15 +713,8 @@ func clientPause(e *env) {
 	} else {
 		t.Fatalf("set-up took %v, longer than W1's wait less 700ms", time.Duration(mono()-c1.invoked()))
 	}
-	ctx, cancel := e.ctx()
-	tPause := mono()
-	err := e.admin.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "ALL").Err()
-	cancel()
-	if err != nil {
-		t.Fatalf("CLIENT PAUSE: %v", err)
-	}
+	tPause := e.clientPause(pause)
 	pauseEnd := tPause + int64(pause)
-	e.note("CLIENT PAUSE %v", pause)
 	time.Sleep(time.Duration(tPause + int64(1300*time.Millisecond) - mono()))
 	rc := h.release(hr.Handle) // sent during the pause, runs when it ends
 
