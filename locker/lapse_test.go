@@ -275,3 +275,16 @@ func TestLapsedAcquisitionIsObserved(t *testing.T) {
 		}, rec.take())
 	})
 }
+
+// When the store does not answer giving back a lapsed atomic set, LockAll
+// does not go on name by name: the old tickets may still hold.
+func TestLapsedAtomicSetNotGivenBackIsNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, sc, a := stalled(t, 2*time.Second, 1, locker.Options[string]{})
+		sc.failRel.Store(true)
+		_, err := a.LockAll(context.Background(), []string{"x", "y"}, time.Minute, time.Second)
+		require.ErrorIs(t, err, locker.ErrNotObtained)
+		assert.Len(t, sc.undone, 2, "each name's give-back was tried")
+		assert.Len(t, sc.tickets, 0, "no attempt name by name while the old tickets may hold")
+	})
+}

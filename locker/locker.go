@@ -339,17 +339,10 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 		t0 = time.Now()
 		ctx = l.opStart(ctx, opOf(op, renew), name)
 	}
-	var until time.Time // the end of the wait, when it has one
-	if wait > 0 && wait != WaitForever {
-		until = time.Now().Add(wait)
-	}
+	until := waitEnd(wait)
 	start, res, err := l.wait(ctx, &a, wait)
 	for backoff := time.Duration(0); err == errLapsed || err == errLapsedPending; {
-		left := wait
-		if !until.IsZero() {
-			left = time.Until(until)
-		}
-		again := err == errLapsed && wait != 0 && left > backoff
+		again := err == errLapsed && wait != 0 && waitLeft(until) > backoff
 		l.lapsed(name, again)
 		if !again {
 			err = errNotObtainedLapsed
@@ -360,7 +353,7 @@ func (l *Locker[T]) acquire(ctx context.Context, op string, key T, wait, lease t
 		}
 		backoff = min(max(2*backoff, minBackoff), maxBackoff)
 		a = a.again()
-		start, res, err = l.wait(ctx, &a, left-backoff)
+		start, res, err = l.wait(ctx, &a, waitLeft(until))
 	}
 	var h *Lock[T]
 	if err == nil {
@@ -518,8 +511,10 @@ func (l *Locker[T]) forget(h *hold) func() {
 // undo best-effort releases the acquisition made by req.Ticket: an attempt
 // whose reply was lost, or one that must not stand. The ticket makes it
 // undo nothing else. It uses its own context, as the caller's may be done.
-func (l *Locker[T]) undo(req driver.AcquireRequest) {
+// It reports whether the store answered.
+func (l *Locker[T]) undo(req driver.AcquireRequest) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.RequestTimeout)
 	defer cancel()
-	_, _, _ = l.backend.Release(ctx, req.Name, req.Owner, req.Ticket)
+	_, _, err := l.backend.Release(ctx, req.Name, req.Owner, req.Ticket)
+	return err == nil
 }

@@ -119,10 +119,7 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 	if l.closed.Load() {
 		return nil, &Error{Op: op, Name: items[0].name, Err: ErrClosed}
 	}
-	var deadline time.Time
-	if wait != WaitForever {
-		deadline = time.Now().Add(wait)
-	}
+	deadline := waitEnd(wait)
 	if ma, ok := l.backend.(driver.MultiAcquirer); ok && len(items) > 1 {
 		names := make([]string, len(items))
 		ks := make([]T, len(items))
@@ -136,11 +133,7 @@ func (l *Locker[T]) lockAll(ctx context.Context, op string, keys []T, wait, leas
 	}
 	m := &MultiLock[T]{done: make(chan struct{})}
 	for _, it := range items {
-		left := WaitForever
-		if !deadline.IsZero() {
-			left = max(time.Until(deadline), 0)
-		}
-		h, err := l.acquire(ctx, op, it.key, left, lease, renew, owner)
+		h, err := l.acquire(ctx, op, it.key, waitLeft(deadline), lease, renew, owner)
 		if err != nil {
 			for i := len(m.locks) - 1; i >= 0; i-- {
 				if rerr := m.locks[i].Release(context.WithoutCancel(ctx)); rerr != nil {
@@ -201,10 +194,12 @@ func (l *Locker[T]) lockAtOnce(ctx context.Context, op string, ma driver.MultiAc
 	if !ok {
 		return nil, false, nil
 	}
-	undoAll := func() {
+	undoAll := func() (done bool) {
+		done = true
 		for _, r := range reqs {
-			l.undo(r)
+			done = l.undo(r) && done
 		}
+		return done
 	}
 	if err != nil {
 		storeError(l.obs, ctx, names[0], "acquire all", err)
@@ -233,10 +228,11 @@ func (l *Locker[T]) lockAtOnce(ctx context.Context, op string, ma driver.MultiAc
 	}
 	if !time.Now().Before(start.Add(lease)) {
 		// The leases ended before the answer was seen (see won): the set
-		// is given back, and taken name by name while the wait lasts.
-		undoAll()
-		l.lapsed(names[0], wait != 0)
-		if wait == 0 {
+		// is given back, and taken name by name while the wait lasts, unless
+		// the store did not answer giving it back (see errLapsedPending).
+		again := undoAll() && wait != 0
+		l.lapsed(names[0], again)
+		if !again {
 			return nil, true, &Error{Op: op, Name: names[0], Err: errNotObtainedLapsed}
 		}
 		return nil, false, nil

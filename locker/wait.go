@@ -351,6 +351,24 @@ var (
 	errNotObtainedLapsed = fmt.Errorf("%w: its lease ended before the store's answer was seen (this process stalled, or the lease is shorter than the round trip)", ErrNotObtained)
 )
 
+// waitEnd returns when a wait that begins now ends: the zero time for
+// WaitForever; now for a wait of zero.
+func waitEnd(wait time.Duration) time.Time {
+	if wait == WaitForever {
+		return time.Time{}
+	}
+	return time.Now().Add(wait)
+}
+
+// waitLeft returns what is left of a wait that ends at end (see waitEnd):
+// WaitForever for the zero time, and never less than zero.
+func waitLeft(end time.Time) time.Duration {
+	if end.IsZero() {
+		return WaitForever
+	}
+	return max(time.Until(end), 0)
+}
+
 // pause waits d (none when d is 0) before the next attempt of a call
 // whose acquisition lapsed. It returns ctx's error, or ErrClosed once the
 // Locker is closing, if they come first.

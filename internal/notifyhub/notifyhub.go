@@ -333,8 +333,7 @@ func (h *Hub) Confirmed(channel string, subscribed bool) {
 		if !subscribed && e.sub != nil && e.sub.finished {
 			// The store ended a subscription that is still wanted (Redis
 			// Cluster does so to shard channels whose slot moved).
-			e.sub = h.enqueue(e, true)
-			e.sub.renewal = true
+			h.renew(e)
 		}
 		return
 	}
@@ -342,13 +341,15 @@ func (h *Hub) Confirmed(channel string, subscribed bool) {
 		// Earlier operations lost their confirmations in a reconnect.
 		e.wakeAll()
 	}
+	renewed := false
 	for _, o := range e.pending[:i+1] {
-		if o.renewal {
-			// Messages published while the channel was not subscribed
-			// are lost: the subscriptions look again.
-			e.wakeAll()
-		}
+		renewed = renewed || o.renewal
 		o.finish(nil)
+	}
+	if renewed {
+		// Messages published while the channel was not subscribed are
+		// lost: the subscriptions look again.
+		e.wakeAll()
 	}
 	if subscribed {
 		e.backoff = 0
@@ -505,9 +506,15 @@ func (h *Hub) retryLater(e *entry, failed *op) {
 			return
 		}
 		e.retry = nil
-		e.sub = h.enqueue(e, true)
-		e.sub.renewal = true
+		h.renew(e)
 	})
+}
+
+// renew subscribes e again, as a renewal (see op.renewal). Called with
+// h.mu held.
+func (h *Hub) renew(e *entry) {
+	e.sub = h.enqueue(e, true)
+	e.sub.renewal = true
 }
 
 // stopRetry stops e's pending retry, if any. Called with h.mu held.
