@@ -61,8 +61,7 @@ func TestAssembledScriptsDefineHelpersBeforeUse(t *testing.T) {
 }
 
 // TestAssembledScriptsLeaveOutUnusedHelpers: a script carries only what it
-// uses, and the uncontended paths of acquire and release build only the
-// closures they need.
+// uses, and the uncontended paths of acquire and release build no closure.
 func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
 	defined := func(src string) []string {
 		var out []string
@@ -76,9 +75,16 @@ func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
 		require.Positive(t, i, "no helpers mark")
 		return src[:i]
 	}
-	aboveAcquire := defined(above(AcquireLua))
-	assert.Equal(t, []string{"FENCE_MAX", "fence_ok", "fence_less", "fence_next", "issue_fence", "lock_string", "v", "lease", "fair", "head"}, aboveAcquire)
-	assert.Equal(t, []string{"parse_lock", "lock_string", "v", "n"}, defined(above(ReleaseLua)))
+	assert.Equal(t, []string{"v", "lease", "fair", "head", "now"}, defined(above(AcquireLua)))
+	assert.Equal(t, []string{"v", "n"}, defined(above(ReleaseLua)))
+	// Every function defined in the chunk run above the mark (a helper or
+	// one of the script's own) would build a closure on each uncontended
+	// call.
+	fn := regexp.MustCompile(`\bfunction\b`)
+	for script, src := range map[string]string{"acquire": AcquireLua, "release": ReleaseLua} {
+		assert.Empty(t, fn.FindAllString(code(above(src)), -1), "%s: the code above the mark defines a function", script)
+		assert.Contains(t, src[strings.Index(src, "\n"+HelpersMark+"\n"):], "local function ", "%s: the helpers are defined below the mark", script)
+	}
 	assert.Contains(t, ReleaseLua, "local function hand_on(")
 	assert.NotContains(t, AcquireLua, "local function hand_on(", "acquire never hands on")
 	assert.NotContains(t, InspectLua, "local function issue_fence(", "inspect issues no token")
@@ -87,6 +93,32 @@ func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
 		assert.True(t, strings.HasPrefix(src, "-- "), "%s: the assembled script starts with its own header", script)
 		assert.Contains(t, src[:strings.Index(src, "\nlocal ")], "Reply", "%s: the header comes before the helpers", script)
 	}
+}
+
+// TestInlinedHelpersMatchLib: the uncontended paths of acquire.lua and
+// release.lua spell out what they take from lib.lua, so that they define no
+// function; what they spell out is what lib.lua says.
+func TestInlinedHelpersMatchLib(t *testing.T) {
+	def := func(name string) string {
+		i := strings.Index(libLua, "\nlocal function "+name+"(")
+		require.Positive(t, i, name)
+		j := strings.Index(libLua[i:], "\nend\n")
+		require.Positive(t, j, name)
+		return libLua[i : i+j]
+	}
+	// parse_lock's pattern, and lock_string's concatenation.
+	assert.Contains(t, def("parse_lock"), "string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')")
+	assert.Contains(t, releaseLua, "string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')")
+	assert.Contains(t, def("lock_string"), "return n .. w .. ' ' .. f .. ' ' .. r .. ' ' .. o")
+	assert.Contains(t, releaseLua, "n .. w .. ' ' .. f .. ' ' .. r .. ' ' .. o, 'KEEPTTL'")
+	assert.Contains(t, acquireLua, "'1 ' .. now .. ' ' .. ARGV[2] .. ' ' .. ARGV[1], 'PX', lease") // lock_string(1, '', now, ...)
+	// issue_fence's clock and write, and fence_ok's digits.
+	assert.Contains(t, def("issue_fence"), "local now = t[1] .. string.sub('00000' .. t[2], -6)\n")
+	assert.Contains(t, acquireLua, "now = t[1] .. string.sub('00000' .. t[2], -6)\n")
+	assert.Contains(t, def("issue_fence"), "redis.pcall('SET', key, now, 'PX', retention, 'GET')")
+	assert.Contains(t, acquireLua, "redis.pcall('SET', KEYS[2], now, 'PX', ARGV[6], 'GET')")
+	assert.Contains(t, def("fence_ok"), "string.match(s, '^[1-9]%d*$')")
+	assert.Contains(t, acquireLua, "string.find(last, '^[1-9]%d*$')")
 }
 
 func TestAssemble(t *testing.T) {

@@ -36,7 +36,8 @@
 -- strings, which the adapters parse as int64.
 --
 -- Redis runs scripts on its single thread, so every call here delays every other client. The
--- uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET. Waiters whose heartbeat lapsed
+-- uncontended path is GET, ZRANGE (fair), TIME, SET ... GET, SET, and defines no function
+-- (building the helpers' closures would cost more than its logic). Waiters whose heartbeat lapsed
 -- are evicted when they reach the head of the queue, the only place where they could stall it.
 -- The "w" mark tells release.lua whether anyone may wait: a waiter always makes an attempt that
 -- finds the holding taken (and marks it) before it sleeps, so a release of an unmarked holding
@@ -50,10 +51,28 @@ if fair and not v then
   head = redis.call('ZRANGE', KEYS[3], 0, 0)[1] or false
 end
 
+local now, last = false, false
 if not v and not head then
-  -- Free, and nobody queued: take it with a fresh fencing token. This common case comes first,
-  -- before the helpers it does not use are defined.
-  local fs = issue_fence(KEYS[2], ARGV[6], redis.call('TIME'))
+  -- Free, and nobody queued: take it with a fresh fencing token. This common case comes first
+  -- and calls no helper, so that no closure is built for it: it writes the clock to the fence
+  -- record as issue_fence does (see lib.lua) and takes the clock as the token when the record
+  -- held none, or a valid token below it of the same length (now has fewer than 19 digits, so
+  -- such a token is below FENCE_MAX). Any other record is settled below the mark.
+  local t = redis.call('TIME')
+  now = t[1] .. string.sub('00000' .. t[2], -6)
+  last = redis.pcall('SET', KEYS[2], now, 'PX', ARGV[6], 'GET')
+  if not last or (type(last) == 'string' and #last == #now and last < now
+      and string.find(last, '^[1-9]%d*$')) then
+    redis.call('SET', KEYS[1], '1 ' .. now .. ' ' .. ARGV[2] .. ' ' .. ARGV[1], 'PX', lease)
+    return {1, now, 1}
+  end
+end
+
+--@helpers
+if now then
+  -- The fence record written above held something else: a token not below the clock, one of
+  -- another length, or no token at all (then nothing is acquired, the record is as it was).
+  local fs = settle_fence(KEYS[2], ARGV[6], now, last)
   if not fs then
     return {-1, 0, 0}
   end
@@ -61,7 +80,6 @@ if not v and not head then
   return {1, fs, 1}
 end
 
---@helpers
 local n, w, f, r, o
 if v then
   n, w, f, r, o = parse_lock(v)

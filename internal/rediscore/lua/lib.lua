@@ -1,8 +1,10 @@
 -- lib: helpers shared by the scripts. Each script gets the definitions it uses, placed before
 -- its code or at its "--@helpers" line (see assemble.go). It defines functions and constants
 -- only; nothing runs until a script calls one (hand_on works on the KEYS of the script that
--- calls it). Lua numbers are doubles, so
--- fencing tokens, which may use all 63 bits, are handled as decimal strings, exactly.
+-- calls it). Every definition a script carries above its mark builds a closure on each call, so
+-- the uncontended paths of acquire.lua and release.lua use none of them and spell out the little
+-- they need. Lua numbers are doubles, so fencing tokens, which may use all 63 bits, are handled
+-- as decimal strings, exactly.
 
 -- The largest fencing token: 2^63-1.
 local FENCE_MAX = '9223372036854775807'
@@ -47,15 +49,15 @@ local function fence_next(s)
   return string.sub(s, 1, i - 1) .. string.char(string.byte(s, i) + 1) .. string.rep('0', #s - i)
 end
 
--- issue_fence: issue the next fencing token of a name: max(last + 1, server TIME in µs), where
--- last is the token in the fence record key (kept retention ms after each issue), written back
--- there. t is a TIME reply. It returns the token as a decimal string, or false, with the record
--- as it was, when the record holds no token below FENCE_MAX (not a number, out of range, or not
--- a string). The clock is written first and read back in the same call; the rare clash with the
--- last token is fixed by a second write.
-local function issue_fence(key, retention, t)
-  local now = t[1] .. string.sub('00000' .. t[2], -6)
-  local last = redis.pcall('SET', key, now, 'PX', retention, 'GET')
+-- settle_fence: finish issuing the next fencing token of a name, max(last + 1, now), after the
+-- clock now (server TIME in µs, a decimal string) was written to the fence record key with
+-- "SET key now PX retention GET" (through redis.pcall), which returned last. It returns the token
+-- as a decimal string, or false, with the record as it was, when the record held no token below
+-- FENCE_MAX (not a number, out of range, or not a string). The rare clash with the last token is
+-- fixed by a second write. acquire.lua makes the write itself and settles the common cases (no
+-- record, or an older token of the clock's length) before any helper is defined; it comes here
+-- for the others.
+local function settle_fence(key, retention, now, last)
   if type(last) == 'table' then
     return false -- an error reply (a key of another type): nothing was written
   end
@@ -74,6 +76,16 @@ local function issue_fence(key, retention, t)
   return nf
 end
 
+-- issue_fence: issue the next fencing token of a name: max(last + 1, server TIME in µs), where
+-- last is the token in the fence record key (kept retention ms after each issue), written back
+-- there. t is a TIME reply. It returns the token as a decimal string, or false, with the record
+-- as it was, when the record holds no token below FENCE_MAX (see settle_fence). The clock is
+-- written first and read back in the same call.
+local function issue_fence(key, retention, t)
+  local now = t[1] .. string.sub('00000' .. t[2], -6)
+  return settle_fence(key, retention, now, redis.pcall('SET', key, now, 'PX', retention, 'GET'))
+end
+
 -- read_fence: the token in the fence record key, or '0' when there is none or it is not one.
 local function read_fence(key)
   local last = redis.pcall('GET', key)
@@ -85,12 +97,14 @@ end
 
 -- parse_lock: the fields of a lock string "<count>[w] <fence> <ticket> <owner>": the hold
 -- count, "w" when someone waited for this holding (else ""), the fencing token, the ticket of the
--- latest acquisition and the owner; nil when it is not one.
+-- latest acquisition and the owner; nil when it is not one. release.lua's uncontended path
+-- matches the same pattern itself, so as to define no function (TestInlinedHelpersMatchLib).
 local function parse_lock(v)
   return string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')
 end
 
--- lock_string: the lock string of the fields parse_lock returns.
+-- lock_string: the lock string of the fields parse_lock returns. The uncontended paths of
+-- acquire.lua and release.lua build it themselves, so as to define no function.
 local function lock_string(n, w, f, r, o)
   return n .. w .. ' ' .. f .. ' ' .. r .. ' ' .. o
 end

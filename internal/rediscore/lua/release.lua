@@ -17,18 +17,20 @@
 --             with the message "*" to every waiter. A refused publish does not fail the script.
 --
 -- The uncontended path is GET, DEL: a holding without the "w" mark had nobody waiting (see
--- acquire.lua). A hand-off is GET, ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH.
+-- acquire.lua). It and the release of a re-entered hold define no function: they parse and build
+-- the lock string themselves (as parse_lock and lock_string of lib.lua do). A hand-off is GET,
+-- ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH.
 local v = redis.call('GET', KEYS[1])
 if not v then
   return -1
 end
-local n, w, f, r, o = parse_lock(v)
+local n, w, f, r, o = string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')
 if o ~= ARGV[1] or (ARGV[2] ~= '' and r ~= ARGV[2]) then
   return -1
 end
 n = tonumber(n) - 1
 if n > 0 then
-  redis.call('SET', KEYS[1], lock_string(n, w, f, r, o), 'KEEPTTL')
+  redis.call('SET', KEYS[1], n .. w .. ' ' .. f .. ' ' .. r .. ' ' .. o, 'KEEPTTL')
   return n
 end
 if w == '' then
