@@ -342,6 +342,54 @@ func TestCloseReturnsWaitersAtOnce(t *testing.T) {
 	}
 }
 
+// hangClient's acquiring calls do not answer until their ctx ends.
+type hangClient struct {
+	*memory.Client
+	entered chan struct{} // one value per acquiring call
+}
+
+func (c *hangClient) Acquire(ctx context.Context, _ driver.AcquireRequest) (driver.AcquireResult, error) {
+	c.entered <- struct{}{}
+	<-ctx.Done()
+	return driver.AcquireResult{}, ctx.Err()
+}
+
+func (c *hangClient) AcquireFair(ctx context.Context, req driver.AcquireRequest, _ time.Duration) (driver.AcquireResult, error) {
+	return c.Acquire(ctx, req)
+}
+
+// Close ends a waiting call whose first attempt the store has not answered
+// yet at once, not when the request times out, and the call fails with
+// ErrClosed.
+func TestCloseEndsAFirstAttemptInFlight(t *testing.T) {
+	for _, mode := range []locker.Mode{locker.Fair, locker.Barging} {
+		t.Run(mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store := memory.New()
+				c := &hangClient{Client: store.Client(), entered: make(chan struct{}, 10)}
+				l, err := locker.New[string](c, locker.Options[string]{Mode: mode, RequestTimeout: time.Hour})
+				require.NoError(t, err)
+				start := time.Now()
+				result := make(chan error, 1)
+				go func() {
+					_, err := l.Lock(context.Background(), "k", locker.WaitForever, time.Minute)
+					result <- err
+				}()
+				<-c.entered
+				require.NoError(t, l.Close())
+				err = <-result
+				require.ErrorIs(t, err, locker.ErrClosed)
+				// The bubble's clock: it moves only while every goroutine waits.
+				assert.Less(t, time.Since(start), time.Hour, "the call waited for the request timeout")
+				assert.Len(t, c.entered, 0, "no attempt after the first")
+				st, err := store.Inspect(context.Background(), "k")
+				require.NoError(t, err)
+				assert.Equal(t, driver.State{}, st)
+			})
+		})
+	}
+}
+
 // Bounds on leases and waits are checked before the store is touched.
 func TestLeaseAndWaitBounds(t *testing.T) {
 	r := newRig(t)

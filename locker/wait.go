@@ -47,8 +47,10 @@ type attempt struct {
 }
 
 // try makes one attempt. The request is bounded by the request timeout and,
-// when the call has a wait deadline, by that deadline plus a margin.
-func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, driver.AcquireResult, error) {
+// when the call has a wait deadline, by that deadline plus a margin. When
+// closing is not nil the request also ends when closing does (the first
+// attempt of a waiting call, made before its wait context exists).
+func (a *attempt) try(ctx, closing context.Context, deadline time.Time) (time.Time, driver.AcquireResult, error) {
 	start := time.Now()
 	timeout := a.timeout
 	if !deadline.IsZero() {
@@ -56,7 +58,16 @@ func (a *attempt) try(ctx context.Context, deadline time.Time) (time.Time, drive
 			timeout = rem
 		}
 	}
-	rctx, cancel := bounded(ctx, start, timeout)
+	var (
+		rctx   context.Context
+		cancel context.CancelFunc
+	)
+	if closing == nil {
+		rctx, cancel = bounded(ctx, start, timeout)
+	} else {
+		rctx, cancel = context.WithDeadline(ctx, start.Add(timeout))
+		defer context.AfterFunc(closing, cancel)()
+	}
 	defer cancel()
 	var (
 		res driver.AcquireResult
@@ -216,7 +227,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		deadline = time.Now().Add(wait)
 	}
 	if wait == 0 {
-		start, res, err := a.try(ctx, deadline)
+		start, res, err := a.try(ctx, nil, deadline)
 		if err == nil && res.Acquired {
 			return l.won(ctx, ctx, a, start, res)
 		}
@@ -237,9 +248,6 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	l.waiting.Add(1)
 	l.mu.Unlock()
 	defer l.waiting.Done()
-	wctx, cancelWait := context.WithCancel(ctx)
-	defer cancelWait()
-	defer context.AfterFunc(l.closing, cancelWait)()
 
 	// On a name this process waits on already, subscribe before the first
 	// attempt: it costs no round trip, and spares the attempt after it.
@@ -250,14 +258,20 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	if sub != nil {
 		defer sub.Close()
 	}
-	start, res, err := a.try(wctx, deadline)
+	// The first attempt ends with ctx or the Locker's closing on its own
+	// request context: most calls end with it, and the wait context below
+	// is made only for the calls that wait.
+	start, res, err := a.try(ctx, l.closing, deadline)
 	if err == nil && res.Acquired {
-		return l.won(ctx, wctx, a, start, res)
+		return l.won(ctx, ctx, a, start, res)
 	}
 	if err != nil && conflict(err) {
 		l.giveUp(a)
 		return start, res, failure(ctx, err)
 	}
+	wctx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	defer context.AfterFunc(l.closing, cancelWait)()
 
 	limit := l.cfg.FallbackInterval
 	if a.queue != nil {
@@ -296,7 +310,7 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	backoff := time.Duration(0)
 	for {
 		if retry && wctx.Err() == nil {
-			start, res, err = a.try(wctx, deadline)
+			start, res, err = a.try(wctx, nil, deadline)
 			if err == nil && res.Acquired {
 				return l.won(ctx, wctx, a, start, res)
 			}
@@ -394,8 +408,9 @@ func (l *Locker[T]) pause(ctx context.Context, d time.Duration) error {
 // won settles an attempt or grant that gave the ticket the lock with a
 // lease that began no earlier than start. It stands, unless:
 //
-//   - wctx ended (the caller is gone, or the Locker is closing): it is
-//     given back and the call fails with ctx's error or ErrClosed;
+//   - wctx ended or the Locker is closing (the caller is gone, or Close
+//     was called): it is given back and the call fails with ctx's error or
+//     ErrClosed;
 //   - its lease has already run out: this process stalled (SIGSTOP, a GC
 //     pause, a frozen VM) or the answer was delayed past the lease, so the
 //     store may have given the lock to another owner meanwhile. It is
@@ -405,7 +420,7 @@ func (l *Locker[T]) pause(ctx context.Context, d time.Duration) error {
 //     returned would protect nothing.
 func (l *Locker[T]) won(ctx, wctx context.Context, a *attempt, start time.Time, res driver.AcquireResult) (time.Time, driver.AcquireResult, error) {
 	switch {
-	case wctx.Err() != nil:
+	case wctx.Err() != nil, l.closing.Err() != nil:
 		l.giveUp(a)
 		return start, res, l.stopped(ctx)
 	case !time.Now().Before(start.Add(a.lease)):
