@@ -56,6 +56,7 @@ const (
 	floor2ScriptRueidis = "floor-2script-rueidis"
 	floorEmptyScripts   = "floor-emptyscripts"
 	floorPublish        = "floor-publish"
+	floorHandoffScript  = "floor-handoffscript"
 )
 
 // floorNames are the floor rows, which ratio columns compare against.
@@ -94,8 +95,32 @@ func floors() []Impl {
 			Note: "hand-off floor, not a lock: on go-redis, a release is one SPUBLISH to the channel of the waiting instance and its wait ends when the message arrives (who holds and who waits is kept in this process); the fastest a hand-off by a pushed message can be on this machine",
 			Open: openFloorPublish,
 		},
+		{
+			Name: floorHandoffScript, HandOffFloor: true,
+			Note: "hand-off floor, not a lock: " + floorPublish + " whose release is one EVALSHA of a script that runs exactly the commands of disgo's hand-off (GET lock, ZPOPMIN queue, HGET and HDEL the waiter's record, TIME, SET fence PX … GET, SET lock PX, SPUBLISH to the waiter's channel) with no Lua logic between them, on go-redis; a waiter first queues itself (ZADD, HSET) before it waits, as disgo's waiters do; what disgo's hand-off command set alone costs",
+			Open: func(addr string, o openOpts) (Instance, error) { return openFloorHandoff(addr, o, true) },
+		},
 	}
 }
+
+// floorHandoff runs, with no Lua logic between the calls, the commands of
+// disgo's hand-off (release.lua's hand_on: GET lock, ZPOPMIN queue, HGET and
+// HDEL the head's record, TIME, SET fence PX … GET, SET lock PX, SPUBLISH
+// the grant).
+//
+// KEYS[1] lock string, KEYS[2] fence string, KEYS[3] queue zset, KEYS[4]
+// waiters hash
+// ARGV[1] fence retention ms, ARGV[2] lease ms, ARGV[3] the waiter's channel
+// Reply: 0
+const floorHandoff = `redis.call('GET', KEYS[1])
+local head = redis.call('ZPOPMIN', KEYS[3])[1] or '-'
+redis.call('HGET', KEYS[4], head)
+redis.call('HDEL', KEYS[4], head)
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], t[1], 'PX', ARGV[1], 'GET')
+redis.call('SET', KEYS[1], '1w ' .. t[1] .. ' ' .. head, 'PX', ARGV[2])
+redis.pcall('SPUBLISH', ARGV[3], head .. ' ' .. t[1])
+return 0`
 
 var (
 	floorAcquireLua    = rueidis.NewLuaScript(floorAcquire)
@@ -103,6 +128,7 @@ var (
 	floorAcquireScript = redis.NewScript(floorAcquire)
 	floorReleaseScript = redis.NewScript(floorRelease)
 	floorEmptyScript   = redis.NewScript(floorEmpty)
+	floorHandoffLua    = redis.NewScript(floorHandoff)
 )
 
 // errFloorShared says that a floor found its key in use: the scenario gave
@@ -205,8 +231,11 @@ func allImpls(bsmBackoff time.Duration) []Impl {
 // connection, one goroutine woken), without a script or any state in
 // Redis. Which instance holds and which waits is kept in this process
 // (floorSlots), so it only works among instances of one process, as in the
-// hand-off scenario.
+// hand-off scenario. With script set it is floor-handoffscript: the release
+// runs disgo's hand-off commands (floorHandoff) in one script, SPUBLISH
+// last, on Redis state that a waiter writes before it waits (queue).
 type floorPublishInst struct {
+	script bool // floor-handoffscript: queue before waiting, release by floorHandoff
 	client *redis.Client
 	ps     *redis.PubSub
 	id     string
@@ -229,8 +258,14 @@ func slotOf(key string) *floorSlot {
 	return s.(*floorSlot)
 }
 
-func openFloorPublish(addr string, _ openOpts) (Instance, error) {
-	f := &floorPublishInst{client: newGoRedis(addr), id: token.New(), msgs: make(chan struct{}, 1), done: make(chan struct{})}
+func openFloorPublish(addr string, o openOpts) (Instance, error) {
+	return openFloorHandoff(addr, o, false)
+}
+
+// openFloorHandoff opens floor-publish, or floor-handoffscript when script
+// is set.
+func openFloorHandoff(addr string, _ openOpts, script bool) (Instance, error) {
+	f := &floorPublishInst{script: script, client: newGoRedis(addr), id: token.New(), msgs: make(chan struct{}, 1), done: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f.ps = f.client.SSubscribe(ctx, f.channel())
@@ -253,11 +288,30 @@ func openFloorPublish(addr string, _ openOpts) (Instance, error) {
 
 func (f *floorPublishInst) channel() string { return "lockbench:floor-publish:{" + f.id + "}" }
 
+// handoffKeys are the keys of floor-handoffscript for key, as floorHandoff
+// takes them.
+func handoffKeys(key string) []string {
+	p := "lockbench:floor-handoff:{" + key + "}:"
+	return []string{p + "lock", p + "fence", p + "q", p + "qw"}
+}
+
+// queue writes the waiter's place and record as a disgo waiter's attempt
+// does (ZADD, HSET), in one round trip, before it waits.
+func (f *floorPublishInst) queue(ctx context.Context, key string) error {
+	k := handoffKeys(key)
+	_, err := f.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.ZAdd(ctx, k[2], redis.Z{Score: float64(time.Now().UnixNano()), Member: f.id})
+		p.HSet(ctx, k[3], f.id, strconv.FormatInt(time.Now().UnixMilli()+10000, 10)+" 10000 8000 "+f.id+" "+f.id)
+		return nil
+	})
+	return err
+}
+
 // Lock holds at once when nobody does; otherwise it waits for the holder's
 // message.
 func (f *floorPublishInst) Lock(ctx context.Context, key string) (Unlock, error) {
 	s := slotOf(key)
-	unlock := func(ctx context.Context) error { return f.unlock(ctx, s) }
+	unlock := func(ctx context.Context) error { return f.unlock(ctx, key, s) }
 	s.mu.Lock()
 	if !s.held {
 		s.held = true
@@ -267,6 +321,23 @@ func (f *floorPublishInst) Lock(ctx context.Context, key string) (Unlock, error)
 	if s.waiting != nil {
 		s.mu.Unlock()
 		return nil, errFloorShared
+	}
+	if f.script {
+		// Queue first, then wait: the release finds the record it pops.
+		s.mu.Unlock()
+		if err := f.queue(ctx, key); err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		switch {
+		case !s.held:
+			s.held = true // freed meanwhile; the record stays for the next pop
+			s.mu.Unlock()
+			return unlock, nil
+		case s.waiting != nil:
+			s.mu.Unlock()
+			return nil, errFloorShared
+		}
 	}
 	s.waiting = f
 	s.mu.Unlock()
@@ -295,7 +366,7 @@ func (f *floorPublishInst) Lock(ctx context.Context, key string) (Unlock, error)
 
 // unlock hands the key to the waiting instance with one SPUBLISH, or frees
 // it.
-func (f *floorPublishInst) unlock(ctx context.Context, s *floorSlot) error {
+func (f *floorPublishInst) unlock(ctx context.Context, key string, s *floorSlot) error {
 	s.mu.Lock()
 	w := s.waiting
 	s.waiting = nil
@@ -305,6 +376,9 @@ func (f *floorPublishInst) unlock(ctx context.Context, s *floorSlot) error {
 	s.mu.Unlock()
 	if w == nil {
 		return nil
+	}
+	if f.script {
+		return floorHandoffLua.Run(ctx, f.client, handoffKeys(key), floorRetentionMs, floorLeaseMs, w.channel()).Err()
 	}
 	return f.client.SPublish(ctx, w.channel(), "1").Err()
 }

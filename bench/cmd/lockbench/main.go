@@ -421,6 +421,7 @@ func (b *bench) scenario(ctx context.Context, sc string, impls []Impl, out io.Wr
 				"failed: waits that ended without the lock (after -wait-timeout); overlaps: the waiter held while the holder had not released (must be 0).",
 				"p50 ÷ best peer: p50 over the best (lowest) peer p50; below 1 is faster. p50 ÷ " + floorPublish + ": over that floor's, the fastest a hand-off by a pushed message can be here.",
 				floorPublish + " (not a lock): the release is one SPUBLISH to the waiter's channel and the wait ends when the message arrives, on go-redis; the time of one command, its push to another connection and the wake-up of the waiting goroutine.",
+				floorHandoffScript + " (not a lock): " + floorPublish + " whose release is one script running disgo's hand-off commands (GET, ZPOPMIN, HGET, HDEL, TIME, SET … GET, SET, SPUBLISH) without logic, on a queue entry the waiter wrote before waiting; what disgo's hand-off command set alone costs here.",
 			},
 			cols: []column{
 				agg("n", "n", (*results).total, count), num("p50", "p50", dur), num("p99", "p99", dur),
