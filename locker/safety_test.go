@@ -348,6 +348,24 @@ type hangClient struct {
 	entered chan struct{} // one value per acquiring call
 }
 
+// hangBackend is hangClient's Acquire on a plain driver.Backend: no Queue,
+// no Notifier.
+type hangBackend struct {
+	c *hangClient
+}
+
+func (b hangBackend) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
+	return b.c.Acquire(ctx, req)
+}
+
+func (b hangBackend) Release(ctx context.Context, name, owner, ticket string) (bool, int, error) {
+	return b.c.Release(ctx, name, owner, ticket)
+}
+
+func (b hangBackend) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
+	return b.c.Extend(ctx, name, owner, lease)
+}
+
 func (c *hangClient) Acquire(ctx context.Context, _ driver.AcquireRequest) (driver.AcquireResult, error) {
 	c.entered <- struct{}{}
 	<-ctx.Done()
@@ -359,15 +377,26 @@ func (c *hangClient) AcquireFair(ctx context.Context, req driver.AcquireRequest,
 }
 
 // Close ends a waiting call whose first attempt the store has not answered
-// yet at once, not when the request times out, and the call fails with
-// ErrClosed.
+// yet at once, not when the request times out; the call fails with
+// ErrClosed, makes no other store call, and the Observer hears of no store
+// error. The plain Backend (no Notifier) goes from the first attempt
+// straight to the next, with no Subscribe between.
 func TestCloseEndsAFirstAttemptInFlight(t *testing.T) {
-	for _, mode := range []locker.Mode{locker.Fair, locker.Barging} {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mode  locker.Mode
+		plain bool
+	}{{"fair", locker.Fair, false}, {"barging", locker.Barging, false}, {"plain-backend", locker.Barging, true}} {
+		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				store := memory.New()
 				c := &hangClient{Client: store.Client(), entered: make(chan struct{}, 10)}
-				l, err := locker.New[string](c, locker.Options[string]{Mode: mode, RequestTimeout: time.Hour})
+				var backend driver.Backend = c
+				if tc.plain {
+					backend = hangBackend{c}
+				}
+				obs := &recorder{}
+				l, err := locker.New[string](backend, locker.Options[string]{Mode: tc.mode, RequestTimeout: time.Hour, Observer: obs})
 				require.NoError(t, err)
 				start := time.Now()
 				result := make(chan error, 1)
@@ -381,7 +410,11 @@ func TestCloseEndsAFirstAttemptInFlight(t *testing.T) {
 				require.ErrorIs(t, err, locker.ErrClosed)
 				// The bubble's clock: it moves only while every goroutine waits.
 				assert.Less(t, time.Since(start), time.Hour, "the call waited for the request timeout")
+				synctest.Wait()
 				assert.Len(t, c.entered, 0, "no attempt after the first")
+				for _, e := range obs.allEvents() {
+					assert.NotEqual(t, locker.EventStoreError, e.Kind, "Close reported as a store error: %+v", e)
+				}
 				st, err := store.Inspect(context.Background(), "k")
 				require.NoError(t, err)
 				assert.Equal(t, driver.State{}, st)

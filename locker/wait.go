@@ -82,7 +82,9 @@ func (a *attempt) try(ctx, closing context.Context, deadline time.Time) (time.Ti
 	a.uncertain = err != nil
 	switch {
 	case err != nil:
-		storeError(a.obs, ctx, a.req.Name, "acquire", err)
+		if closing == nil || closing.Err() == nil { // not ended by Close
+			storeError(a.obs, ctx, a.req.Name, "acquire", err)
+		}
 	case res.Acquired:
 		a.taken = true
 		a.lease = a.req.Lease
@@ -269,6 +271,11 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 		l.giveUp(a)
 		return start, res, failure(ctx, err)
 	}
+	if l.closing.Err() != nil {
+		// Closed during the first attempt: no store call after it.
+		l.giveUp(a)
+		return start, res, l.stopped(ctx)
+	}
 	wctx, cancelWait := context.WithCancel(ctx)
 	defer cancelWait()
 	defer context.AfterFunc(l.closing, cancelWait)()
@@ -309,7 +316,8 @@ func (l *Locker[T]) wait(ctx context.Context, a *attempt, wait time.Duration) (t
 	defer timer.Stop()
 	backoff := time.Duration(0)
 	for {
-		if retry && wctx.Err() == nil {
+		// The closing is checked too: wctx learns of it asynchronously.
+		if retry && wctx.Err() == nil && l.closing.Err() == nil {
 			start, res, err = a.try(wctx, nil, deadline)
 			if err == nil && res.Acquired {
 				return l.won(ctx, wctx, a, start, res)
