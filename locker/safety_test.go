@@ -348,24 +348,6 @@ type hangClient struct {
 	entered chan struct{} // one value per acquiring call
 }
 
-// hangBackend is hangClient's Acquire on a plain driver.Backend: no Queue,
-// no Notifier.
-type hangBackend struct {
-	c *hangClient
-}
-
-func (b hangBackend) Acquire(ctx context.Context, req driver.AcquireRequest) (driver.AcquireResult, error) {
-	return b.c.Acquire(ctx, req)
-}
-
-func (b hangBackend) Release(ctx context.Context, name, owner, ticket string) (bool, int, error) {
-	return b.c.Release(ctx, name, owner, ticket)
-}
-
-func (b hangBackend) Extend(ctx context.Context, name, owner string, lease time.Duration) (bool, error) {
-	return b.c.Extend(ctx, name, owner, lease)
-}
-
 func (c *hangClient) Acquire(ctx context.Context, _ driver.AcquireRequest) (driver.AcquireResult, error) {
 	c.entered <- struct{}{}
 	<-ctx.Done()
@@ -393,7 +375,7 @@ func TestCloseEndsAFirstAttemptInFlight(t *testing.T) {
 				c := &hangClient{Client: store.Client(), entered: make(chan struct{}, 10)}
 				var backend driver.Backend = c
 				if tc.plain {
-					backend = hangBackend{c}
+					backend = struct{ driver.Backend }{c} // no Queue, no Notifier
 				}
 				obs := &recorder{}
 				l, err := locker.New[string](backend, locker.Options[string]{Mode: tc.mode, RequestTimeout: time.Hour, Observer: obs})
