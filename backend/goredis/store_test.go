@@ -27,6 +27,22 @@ func TestNewRejectsANilClient(t *testing.T) {
 	assert.Nil(t, s)
 }
 
+// TestNewRejectsAnAutoPipeliner: it would not bound the Store's calls by
+// their contexts.
+func TestNewRejectsAnAutoPipeliner(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer func() { _ = c.Close() }()
+	ap, err := c.AutoPipeline()
+	require.NoError(t, err)
+	defer func() { _ = ap.Close() }()
+	s, err := New(ap, Options{})
+	var ae *locker.ArgumentError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, "client", ae.Arg)
+	assert.ErrorIs(t, err, locker.ErrInvalidArgument)
+	assert.Nil(t, s)
+}
+
 // TestStoreDownFailsFastAndRecovers: the first subscription of a Store, and
 // the lock operations, fail while the server is down, and work after it is
 // back. (The shared TestStore/StoreDownFailsFastAndRecovers covers a Store
