@@ -35,18 +35,6 @@
 // not apply to them): a resent release could undo two holds. Retrying is
 // the facade's decision. ExtendBatch sends one pipeline.
 //
-// Batching: while fewer than 4 of a Store's lock commands are in flight,
-// each is sent on its own, as above. Beyond that, further commands queue,
-// and whenever one of those 4 requests completes, every command queued goes
-// out as one pipeline (one write, one read, on one pooled connection).
-// Under load this saves the client and the server a system call or two per
-// command, which is most of what a lock costs them; a command waits no
-// longer than it would behind the server's other work. A queued command
-// keeps its own context: its caller returns when the context ends, and the
-// command is not sent if it ended before the pipeline went out. A pipeline
-// runs until the latest deadline of its commands, and go-redis hooks see
-// pipelines (ProcessPipelineHook), not the commands one by one.
-//
 // All keys of one lock name share a hash tag and every key a script touches
 // is passed in KEYS, so the scripts run unchanged on Redis Cluster
 // (*redis.ClusterClient routes each call by its first key) and behind
@@ -120,24 +108,20 @@ type Options = redisstore.Options
 // An AutoPipeliner is refused because it does not end a command at its
 // context's deadline (on a stopped server a call waited for its socket
 // timeout, 35 s, not its 200 ms deadline), and it hides a Cluster client's
-// topology from the Store. Give New its client: the Store batches its own
-// commands under load (see the package doc).
+// topology from the Store. Give New its client.
 func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	if _, ok := client.(*redis.AutoPipeliner); ok {
 		return nil, &locker.ArgumentError{Arg: "client", Reason: "a *redis.AutoPipeliner does not bound its calls by their context; pass its client"}
 	}
 	var c redisstore.Client // nil for a nil client
 	if client != nil {
-		c = conn{client, &batcher{c: client}}
+		c = conn{client}
 	}
 	return redisstore.New("goredis", c, opts)
 }
 
 // conn is the redisstore.Client of a go-redis client.
-type conn struct {
-	c redis.UniversalClient
-	b *batcher // sends Do's commands
-}
+type conn struct{ c redis.UniversalClient }
 
 func command(ctx context.Context, cmd redisstore.Cmd) once {
 	a := make([]any, 0, len(cmd.Head)+len(cmd.Keys)+len(cmd.Args))
@@ -155,8 +139,9 @@ func reply(c once) redisstore.Reply {
 }
 
 func (c conn) Do(ctx context.Context, cmd redisstore.Cmd) redisstore.Reply {
-	v, err := c.b.do(ctx, command(ctx, cmd))
-	return redisstore.Reply{Val: v, Err: err}
+	rc := command(ctx, cmd)
+	_ = c.c.Process(ctx, rc)
+	return reply(rc)
 }
 
 func (c conn) DoMulti(ctx context.Context, cmds []redisstore.Cmd) []redisstore.Reply {
