@@ -35,6 +35,24 @@
 // not apply to them): a resent release could undo two holds. Retrying is
 // the facade's decision. ExtendBatch sends one pipeline.
 //
+// Batching: while fewer than 4 of a Store's lock commands are in flight,
+// each is sent on its own, as above. Beyond that, further commands queue, and whenever one of those requests completes,
+// the queue goes out as one pipeline (one write and one read on one pooled
+// connection), which under load saves the client and the server a system
+// call or two per command. A queued command keeps its own context: if it
+// ends while the command waits in the queue, the caller returns its error
+// at once and the command is never sent. Once a command is in a pipeline,
+// its caller waits for the pipeline's answer, so that nothing the caller
+// does next overtakes the command; a pipeline ends at the earliest deadline
+// among its commands, and a command with less than 50 ms left when the
+// pipeline forms is sent on its own instead. go-redis hooks see these
+// pipelines (ProcessPipelineHook), with the first command's context
+// values; a hook that panics in one fails its commands with an error
+// rather than the process. A pipeline is never resent after a network
+// error. A *redis.Client batches, whether standalone or made by
+// NewFailoverClient (a pipeline goes to the current master, as a command
+// does); Cluster and Ring clients send every command on its own.
+//
 // All keys of one lock name share a hash tag and every key a script touches
 // is passed in KEYS, so the scripts run unchanged on Redis Cluster
 // (*redis.ClusterClient routes each call by its first key) and behind
@@ -115,13 +133,26 @@ func New(client redis.UniversalClient, opts Options) (*Store, error) {
 	}
 	var c redisstore.Client // nil for a nil client
 	if client != nil {
-		c = conn{client}
+		c = newConn(client)
 	}
 	return redisstore.New("goredis", c, opts)
 }
 
 // conn is the redisstore.Client of a go-redis client.
-type conn struct{ c redis.UniversalClient }
+type conn struct {
+	c redis.UniversalClient
+	b *batcher // sends Do's commands; nil: each on its own
+}
+
+// newConn returns the conn of client, batching on a *redis.Client only: a
+// Cluster or Ring client routes each command by its key.
+func newConn(client redis.UniversalClient) conn {
+	c := conn{c: client}
+	if rc, ok := client.(*redis.Client); ok {
+		c.b = newBatcher(rc)
+	}
+	return c
+}
 
 func command(ctx context.Context, cmd redisstore.Cmd) once {
 	a := make([]any, 0, len(cmd.Head)+len(cmd.Keys)+len(cmd.Args))
@@ -140,6 +171,10 @@ func reply(c once) redisstore.Reply {
 
 func (c conn) Do(ctx context.Context, cmd redisstore.Cmd) redisstore.Reply {
 	rc := command(ctx, cmd)
+	if c.b != nil {
+		v, err := c.b.do(ctx, rc)
+		return redisstore.Reply{Val: v, Err: err}
+	}
 	_ = c.c.Process(ctx, rc)
 	return reply(rc)
 }
