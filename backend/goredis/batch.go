@@ -75,8 +75,9 @@ type entry struct {
 	done  chan struct{}
 }
 
-// do sends cmd, alone or in a pipeline, and returns its reply.
-func (b *batcher) do(ctx context.Context, cmd once) (any, error) {
+// process sends cmd, alone or in a pipeline, as Client.Process does: the
+// reply, or the error, is cmd's, and the error is returned.
+func (b *batcher) process(ctx context.Context, cmd once) error {
 	b.mu.Lock()
 	if b.inFlight < b.max {
 		b.inFlight++
@@ -93,7 +94,8 @@ func (b *batcher) do(ctx context.Context, cmd once) (any, error) {
 		if e.state == waiting {
 			e.state = abandoned
 			b.mu.Unlock()
-			return nil, ctx.Err()
+			cmd.SetErr(ctx.Err())
+			return cmd.Err()
 		}
 		b.mu.Unlock()
 		<-e.done // claimed: the pipeline is bounded by the earliest deadline
@@ -101,19 +103,19 @@ func (b *batcher) do(ctx context.Context, cmd once) (any, error) {
 	if e.state == alone { // written before done was closed
 		if err := ctx.Err(); err != nil {
 			b.release() // ended since: never sent
-			return nil, err
+			cmd.SetErr(err)
+			return err
 		}
 		return b.send(ctx, cmd)
 	}
-	return cmd.Result()
+	return cmd.Err()
 }
 
 // send sends cmd on its own, on a request slot already counted, and frees
 // the slot.
-func (b *batcher) send(ctx context.Context, cmd once) (any, error) {
+func (b *batcher) send(ctx context.Context, cmd once) error {
 	defer b.release()
-	_ = b.c.Process(ctx, cmd)
-	return cmd.Result()
+	return b.c.Process(ctx, cmd)
 }
 
 // release ends a single command's request: it hands the slot to the

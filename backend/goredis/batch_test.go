@@ -110,7 +110,7 @@ func fill(t *testing.T, b *batcher) (wait func()) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			v, err := b.do(ctxT(t), echo())
+			v, err := do(b, ctxT(t), echo())
 			assert.NoError(t, err)
 			assert.Equal(t, "held", v)
 		}()
@@ -123,15 +123,29 @@ func fill(t *testing.T, b *batcher) (wait func()) {
 	return wg.Wait
 }
 
+// do runs b.process and returns cmd's reply, as conn.Do reads it.
+func do(b *batcher, ctx context.Context, c once) (any, error) {
+	_ = b.process(ctx, c)
+	return c.Result()
+}
+
+// also queues one more call of c on b, behind the n-1 queued before it.
+func also(t *testing.T, b *batcher, n int, ctx context.Context, c once) <-chan result {
+	t.Helper()
+	r := call(b, ctx, c)
+	queued(t, b, n)
+	return r
+}
+
 func echo() once { return once{redis.NewCmd(context.Background(), "echo", "held")} }
 
 func cmd(args ...any) once { return once{redis.NewCmd(context.Background(), args...)} }
 
-// call runs b.do(ctx, c) in a goroutine; its result arrives on the channel.
+// call runs do(b, ctx, c) in a goroutine; its result arrives on the channel.
 func call(b *batcher, ctx context.Context, c once) <-chan result {
 	out := make(chan result, 1)
 	go func() {
-		v, err := b.do(ctx, c)
+		v, err := do(b, ctx, c)
 		out <- result{v, err}
 	}()
 	return out
@@ -308,10 +322,8 @@ func TestBatcherClaimedCallerWaitsForItsPipeline(t *testing.T) {
 	wait := fill(t, b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	r := call(b, ctx, cmd("set", "k", "v"))
-	queued(t, b, 1)
-	other := call(b, ctxT(t), cmd("incr", "n"))
-	queued(t, b, 2)
+	r := also(t, b, 1, ctx, cmd("set", "k", "v"))
+	other := also(t, b, 2, ctxT(t), cmd("incr", "n"))
 	close(g.open)
 	select {
 	case <-g.entered:
@@ -345,8 +357,7 @@ func TestBatcherPipelineEndsAtTheEarliestDeadline(t *testing.T) {
 	defer c2()
 	var rs []<-chan result
 	for i, ctx := range []context.Context{first, early, context.Background()} {
-		rs = append(rs, call(b, ctx, cmd("incr", "n")))
-		queued(t, b, i+1)
+		rs = append(rs, also(t, b, i+1, ctx, cmd("incr", "n")))
 	}
 	close(g.open)
 	wait()
@@ -414,10 +425,8 @@ func TestBatcherFailedPipelineFailsEveryCommand(t *testing.T) {
 	// The BLPOP blocks the connection, so the INCR behind it is never
 	// answered either: both fail when the pipeline's deadline, the
 	// BLPOP's, passes.
-	r1 := call(b, short, cmd("blpop", "nothing", "0"))
-	queued(t, b, 1)
-	r2 := call(b, ctxT(t), cmd("incr", "n"))
-	queued(t, b, 2)
+	r1 := also(t, b, 1, short, cmd("blpop", "nothing", "0"))
+	r2 := also(t, b, 2, ctxT(t), cmd("incr", "n"))
 	close(g.open)
 	wait()
 	for _, r := range []<-chan result{r1, r2} {
@@ -445,7 +454,7 @@ func TestBatcherUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				_, err := b.do(ctxT(t), cmd("incr", "n"))
+				_, err := do(b, ctxT(t), cmd("incr", "n"))
 				if !assert.NoError(t, err) {
 					return
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/disgolock/disgo/internal/rediscore"
 	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/internal/storetest"
 	"github.com/disgolock/disgo/internal/tcpproxy"
@@ -144,8 +145,8 @@ func batcherFaults(t *testing.T, mode locker.Mode) {
 	// its place expires.
 	eventually(t, "no lock or queue key left", func() bool {
 		for i := 0; i < names; i++ {
-			name := fmt.Sprint("n", i)
-			n, err := admin.Exists(context.Background(), key(name, "lock"), key(name, "q"), key(name, "qw")).Result()
+			k := rediscore.Layout{Prefix: "disgo"}.Keys(fmt.Sprint("n", i))
+			n, err := admin.Exists(context.Background(), k[rediscore.KeyLock], k[rediscore.KeyQueue], k[rediscore.KeyWaiters]).Result()
 			if err != nil || n > 0 {
 				return false
 			}
@@ -153,6 +154,3 @@ func batcherFaults(t *testing.T, mode locker.Mode) {
 		return true
 	})
 }
-
-// key is the key of name with suffix, under the default prefix.
-func key(name, suffix string) string { return "disgo:{" + name + "}:" + suffix }

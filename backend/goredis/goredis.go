@@ -172,10 +172,10 @@ func reply(c once) redisstore.Reply {
 func (c conn) Do(ctx context.Context, cmd redisstore.Cmd) redisstore.Reply {
 	rc := command(ctx, cmd)
 	if c.b != nil {
-		v, err := c.b.do(ctx, rc)
-		return redisstore.Reply{Val: v, Err: err}
+		_ = c.b.process(ctx, rc)
+	} else {
+		_ = c.c.Process(ctx, rc)
 	}
-	_ = c.c.Process(ctx, rc)
 	return reply(rc)
 }
 
