@@ -54,13 +54,14 @@ const floorEmpty = `return 1`
 const (
 	floor2Script        = "floor-2script"
 	floor2ScriptRueidis = "floor-2script-rueidis"
+	floor2ScriptPiped   = "floor-2script-autopipe"
 	floorEmptyScripts   = "floor-emptyscripts"
 	floorPublish        = "floor-publish"
 	floorHandoffScript  = "floor-handoffscript"
 )
 
 // floorNames are the floor rows, which ratio columns compare against.
-var floorNames = []string{floor2Script, floor2ScriptRueidis, floorEmptyScripts, "baseline-2rtt"}
+var floorNames = []string{floor2Script, floor2ScriptRueidis, floor2ScriptPiped, floorEmptyScripts, "baseline-2rtt"}
 
 // floors returns the floor implementations.
 func floors() []Impl {
@@ -69,7 +70,8 @@ func floors() []Impl {
 			Name: floor2Script,
 			Note: "floor, not a lock: on go-redis, EVALSHA of a script that runs exactly the commands of disgo's uncontended fair acquire (GET lock, ZRANGE queue 0 0, TIME, SET fence PX … GET, SET lock PX) with no Lua logic between them, then EVALSHA of GET + DEL; what disgo's command set alone costs",
 			Open: func(addr string, _ openOpts) (Instance, error) {
-				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: newGoRedis(addr)}, nil
+				c := newGoRedis(addr)
+				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: c, run: c}, nil
 			},
 		},
 		{
@@ -81,6 +83,19 @@ func floors() []Impl {
 					return nil, err
 				}
 				return &floorScriptsRueidisInst{floorLock: floorLock{owner: token.New()}, client: c}, nil
+			},
+		},
+		{
+			Name: floor2ScriptPiped,
+			Note: "floor, not a lock: " + floor2Script + "'s two scripts through go-redis' AutoPipeliner, which queues every command and sends the queue as one pipeline (it does not bound a queued call by its context's deadline, which is why disgo's adapter refuses it); what disgo's command set alone costs on go-redis when every call is pipelined, the floor of the go-redis adapter's parallel target",
+			Open: func(addr string, _ openOpts) (Instance, error) {
+				c := newGoRedis(addr)
+				ap, err := c.AutoPipeline()
+				if err != nil {
+					_ = c.Close()
+					return nil, err
+				}
+				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: c, run: ap}, nil
 			},
 		},
 		{
@@ -154,14 +169,17 @@ func (l *floorLock) next(key string) (keys []string, val string) {
 	return keys, fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(l.seq.Add(1), 10), l.owner)
 }
 
+// floorScriptsInst is floor-2script, and floor-2script-autopipe when run
+// is the client's AutoPipeliner.
 type floorScriptsInst struct {
 	floorLock
 	client *redis.Client
+	run    redis.Scripter // the client, or its AutoPipeliner
 }
 
 func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error) {
 	keys, val := f.next(key)
-	err := floorAcquireScript.Run(ctx, f.client, keys, val, floorLeaseMs, floorRetentionMs).Err()
+	err := floorAcquireScript.Run(ctx, f.run, keys, val, floorLeaseMs, floorRetentionMs).Err()
 	switch {
 	case err == nil:
 		return nil, errFloorShared
@@ -169,7 +187,7 @@ func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error)
 		return nil, err
 	}
 	return func(ctx context.Context) error {
-		v, err := floorReleaseScript.Run(ctx, f.client, keys[:1]).Text()
+		v, err := floorReleaseScript.Run(ctx, f.run, keys[:1]).Text()
 		if err == nil && v != val {
 			err = errFloorShared
 		}
@@ -177,7 +195,12 @@ func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error)
 	}, nil
 }
 
-func (f *floorScriptsInst) Close() error { return f.client.Close() }
+func (f *floorScriptsInst) Close() error {
+	if ap, ok := f.run.(*redis.AutoPipeliner); ok {
+		_ = ap.Close()
+	}
+	return f.client.Close()
+}
 
 // floorScriptsRueidisInst is floorScriptsInst on a rueidis client.
 type floorScriptsRueidisInst struct {

@@ -197,6 +197,7 @@ func TestRunSmoke(t *testing.T) {
 	assert.Contains(t, requests, "| floor-emptyscripts | 2.00 | 2.00 |", "two empty scripts per pair")
 	assert.Contains(t, requests, "| floor-2script | 2.00 | 9.00 |", "two scripts running GET, ZRANGE, TIME, SET, SET and GET, DEL")
 	assert.Contains(t, requests, "| floor-2script-rueidis | 2.00 | 9.00 |", "the same two scripts on rueidis")
+	assert.Contains(t, requests, "| floor-2script-autopipe | 2.00 | 9.00 |", "the same two scripts through the AutoPipeliner")
 	assert.NotContains(t, s, "| floor-2script | – |", "no floor row stays empty")
 	assert.NotContains(t, requests, "| floor-publish |", "the hand-off floor runs in no counted scenario")
 	assert.NotContains(t, requests, "| floor-handoffscript |", "nor does the script hand-off floor")
