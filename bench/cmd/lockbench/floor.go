@@ -70,8 +70,7 @@ func floors() []Impl {
 			Name: floor2Script,
 			Note: "floor, not a lock: on go-redis, EVALSHA of a script that runs exactly the commands of disgo's uncontended fair acquire (GET lock, ZRANGE queue 0 0, TIME, SET fence PX … GET, SET lock PX) with no Lua logic between them, then EVALSHA of GET + DEL; what disgo's command set alone costs",
 			Open: func(addr string, _ openOpts) (Instance, error) {
-				c := newGoRedis(addr)
-				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: c, run: c}, nil
+				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: newGoRedis(addr)}, nil
 			},
 		},
 		{
@@ -95,7 +94,7 @@ func floors() []Impl {
 					_ = c.Close()
 					return nil, err
 				}
-				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: c, run: ap}, nil
+				return &floorScriptsInst{floorLock: floorLock{owner: token.New()}, client: c, pipe: ap}, nil
 			},
 		},
 		{
@@ -169,17 +168,25 @@ func (l *floorLock) next(key string) (keys []string, val string) {
 	return keys, fmt.Sprintf("1 %d %s %s", time.Now().UnixMicro(), strconv.FormatInt(l.seq.Add(1), 10), l.owner)
 }
 
-// floorScriptsInst is floor-2script, and floor-2script-autopipe when run
-// is the client's AutoPipeliner.
+// floorScriptsInst is floor-2script, and floor-2script-autopipe when pipe
+// is set.
 type floorScriptsInst struct {
 	floorLock
 	client *redis.Client
-	run    redis.Scripter // the client, or its AutoPipeliner
+	pipe   *redis.AutoPipeliner // the client's, or nil: calls go to the client
+}
+
+// run is what the scripts are sent through.
+func (f *floorScriptsInst) run() redis.Scripter {
+	if f.pipe != nil {
+		return f.pipe
+	}
+	return f.client
 }
 
 func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error) {
 	keys, val := f.next(key)
-	err := floorAcquireScript.Run(ctx, f.run, keys, val, floorLeaseMs, floorRetentionMs).Err()
+	err := floorAcquireScript.Run(ctx, f.run(), keys, val, floorLeaseMs, floorRetentionMs).Err()
 	switch {
 	case err == nil:
 		return nil, errFloorShared
@@ -187,7 +194,7 @@ func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error)
 		return nil, err
 	}
 	return func(ctx context.Context) error {
-		v, err := floorReleaseScript.Run(ctx, f.run, keys[:1]).Text()
+		v, err := floorReleaseScript.Run(ctx, f.run(), keys[:1]).Text()
 		if err == nil && v != val {
 			err = errFloorShared
 		}
@@ -196,8 +203,8 @@ func (f *floorScriptsInst) Lock(ctx context.Context, key string) (Unlock, error)
 }
 
 func (f *floorScriptsInst) Close() error {
-	if ap, ok := f.run.(*redis.AutoPipeliner); ok {
-		_ = ap.Close()
+	if f.pipe != nil {
+		_ = f.pipe.Close()
 	}
 	return f.client.Close()
 }

@@ -18,11 +18,12 @@ import (
 // BenchmarkPair measures one lock+unlock pair of the implementations that
 // sit on the same go-redis client (disgo's go-redis adapter through the
 // facade with LockWithRenewal, its Store called directly, bsm/redislock,
-// redsync, the two-command baseline and the go-redis script floors), and
-// of disgo's rueidis adapter next to its own floor (floor-2script-rueidis,
-// the same commands without logic on a rueidis client), on one goroutine
-// and in parallel on distinct keys, on a redis-server of its own. It is the
-// place to take CPU and allocation profiles of the client side:
+// redsync, the two-command baseline and the go-redis script floors, the
+// AutoPipeliner's included), and of disgo's rueidis adapter next to its own
+// floor (floor-2script-rueidis, the same commands without logic on a
+// rueidis client), on one goroutine and in parallel on distinct keys, on a
+// redis-server of its own. It is the place to take CPU and allocation
+// profiles of the client side:
 //
 //	go test -run '^$' -bench Pair -benchmem -cpuprofile cpu.out -memprofile mem.out ./cmd/lockbench/
 func BenchmarkPair(b *testing.B) {
@@ -32,7 +33,7 @@ func BenchmarkPair(b *testing.B) {
 	}
 	b.Cleanup(srv.Stop)
 	impls := slices.DeleteFunc(allImpls(time.Millisecond), func(i Impl) bool {
-		return !slices.Contains([]string{"disgo-goredis-fair", "disgo-goredis-barging", "disgo-rueidis-fair", floor2ScriptRueidis, "redislock", "redsync", "baseline-2rtt", floor2Script, floorEmptyScripts}, i.Name)
+		return !slices.Contains([]string{"disgo-goredis-fair", "disgo-goredis-barging", "disgo-rueidis-fair", floor2ScriptRueidis, "redislock", "redsync", "baseline-2rtt", floor2Script, floor2ScriptPiped, floorEmptyScripts}, i.Name)
 	})
 	impls = append(impls, Impl{Name: "disgo-goredis-store", Open: func(addr string, _ openOpts) (Instance, error) {
 		c := newGoRedis(addr)
