@@ -73,8 +73,8 @@ func TestSettleReleaseEndsItAtOnce(t *testing.T) {
 	}
 }
 
-// A parent's end racing the release ends the context once (a second close
-// of Done would panic), under -race, and leaves it ended.
+// A parent's end racing the release, and readers meanwhile, are safe under
+// -race and leave the context ended with context.Canceled.
 func TestSettleConcurrentEndAndRelease(t *testing.T) {
 	var wg sync.WaitGroup
 	ctxs := make([]context.Context, 200)
