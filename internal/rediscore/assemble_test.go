@@ -61,7 +61,8 @@ func TestAssembledScriptsDefineHelpersBeforeUse(t *testing.T) {
 }
 
 // TestAssembledScriptsLeaveOutUnusedHelpers: a script carries only what it
-// uses, and the uncontended paths of acquire and release build no closure.
+// uses, and the uncontended paths of acquire and release, and release's
+// common hand-off, build no closure.
 func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
 	defined := func(src string) []string {
 		var out []string
@@ -76,7 +77,7 @@ func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
 		return src[:i]
 	}
 	assert.Equal(t, []string{"v", "lease", "fair", "head", "now"}, defined(above(AcquireLua)))
-	assert.Equal(t, []string{"v", "n"}, defined(above(ReleaseLua)))
+	assert.Equal(t, []string{"v", "n", "popped", "head", "rec"}, defined(above(ReleaseLua)))
 	// Every function defined in the chunk run above the mark (a helper or
 	// one of the script's own) would build a closure on each uncontended
 	// call.
@@ -119,6 +120,23 @@ func TestInlinedHelpersMatchLib(t *testing.T) {
 	assert.Contains(t, acquireLua, "redis.pcall('SET', KEYS[2], now, 'PX', ARGV[6], 'GET')")
 	assert.Contains(t, def("fence_ok"), "string.match(s, '^[1-9]%d*$')")
 	assert.Contains(t, acquireLua, "string.find(last, '^[1-9]%d*$')")
+	// release.lua's common hand-off: hand_on's first step, with parse_waiter's
+	// pattern, now_ms's arithmetic, issue_fence's clock and write, fence_ok's
+	// digits, lock_string(1, 'w', ...) and the publish of the grant.
+	assert.Contains(t, def("parse_waiter"), "string.match(rec, '^(%d+) (%d+) (%d+) (%S+) (.*)$')")
+	assert.Contains(t, releaseLua, "string.match(rec or '', '^(%d+) (%d+) (%d+) (%S+) (.*)$')")
+	assert.Contains(t, def("now_ms"), "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)")
+	assert.Contains(t, releaseLua, "tonumber(deadline) > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)")
+	assert.Contains(t, def("hand_on"), "tonumber(deadline) > now_ms(t)")
+	assert.Contains(t, releaseLua, "now = t[1] .. string.sub('00000' .. t[2], -6)\n")
+	assert.Contains(t, releaseLua, "redis.pcall('SET', KEYS[2], now, 'PX', ARGV[4], 'GET')")
+	assert.Contains(t, releaseLua, "string.find(last, '^[1-9]%d*$')")
+	assert.Contains(t, def("hand_on"), "lock_string(1, 'w', fs, head, owner), 'PX', grant_lease)")
+	assert.Contains(t, releaseLua, "'1w ' .. now .. ' ' .. head .. ' ' .. owner, 'PX', grant_lease)")
+	assert.Contains(t, def("hand_on"), "publish(pub, KEYS[4] .. ':' .. inbox, head .. ' ' .. fs)")
+	assert.Contains(t, releaseLua, "redis.pcall(ARGV[3], KEYS[4] .. ':' .. inbox, head .. ' ' .. now)")
+	assert.Contains(t, def("hand_on"), "publish(pub, KEYS[4], head .. ' ' .. fs)")
+	assert.Contains(t, releaseLua, "redis.pcall(ARGV[3], KEYS[4], head .. ' ' .. now)")
 }
 
 func TestAssemble(t *testing.T) {

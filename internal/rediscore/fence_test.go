@@ -32,6 +32,43 @@ func fixedClockScript(t *testing.T, src string) string {
 	return strings.ReplaceAll(src, call, fixedClock)
 }
 
+// none and list stand for no fence record and a record of another type in
+// fenceRecordCases.
+const none, list = "<none>", "<list>"
+
+// fenceRecordCases are fence records and the token issue_fence issues from
+// each at fixedClock.
+var fenceRecordCases = []struct {
+	name   string
+	record string
+	want   string // the token; "" = none can be issued
+}{
+	{"NoRecord", none, fixedNow},
+	{"OlderSameLength", "1699999999999999", fixedNow},
+	{"OneBelow", "1700000000012344", fixedNow},
+	{"Shorter", "42", fixedNow},
+	{"Zero", "0", fixedNow},
+	{"EqualToClock", fixedNow, "1700000000012346"},
+	{"AboveClock", "1700000000012399", "1700000000012400"},
+	{"AboveClockCarry", "1799999999999999", "1800000000000000"},
+	{"Longer", "99999999999999999", "100000000000000000"},
+	{"BelowMax", "9223372036854775806", "9223372036854775807"},
+	{"LongerBytewiseBelow", "1000000000000000000", "1000000000000000001"}, // above the clock, in number
+	// Below the clock byte by byte, of its length, but no token.
+	{"SameLengthPoint", "1700000000.12345", ""},
+	{"SameLengthSign", "+700000000012345", ""},
+	{"SameLengthSpace", "17000000000 2345", ""},
+	{"LeadingZero", "0700000000012345", ""},
+	{"LeadingZeroShort", "007", ""},
+	{"Max", "9223372036854775807", ""},
+	{"AboveMax", "9223372036854775808", ""},
+	{"FarAboveMax", "18446744073709551616", ""},
+	{"AboveMaxBytewiseBelow", "10000000000000000000", ""},
+	{"Empty", "", ""},
+	{"Letters", "abc", ""},
+	{"List", list, ""},
+}
+
 // TestAcquireIssuesFencesAsIssueFence: a free lock with nobody queued is
 // taken with the token issue_fence of lib.lua issues for the same fence
 // record and clock, whether the uncontended path settles it by itself or
@@ -53,38 +90,7 @@ func TestAcquireIssuesFencesAsIssueFence(t *testing.T) {
 	const refKey = "ref-fence" // where issue_fence runs on its own
 	owner := "an owner"        // with a space, as the lock string allows
 
-	const none, list = "<none>", "<list>" // no record, a record of another type
-	cases := []struct {
-		name   string
-		record string
-		want   string // the token; "" = none can be issued
-	}{
-		{"NoRecord", none, fixedNow},
-		{"OlderSameLength", "1699999999999999", fixedNow},
-		{"OneBelow", "1700000000012344", fixedNow},
-		{"Shorter", "42", fixedNow},
-		{"Zero", "0", fixedNow},
-		{"EqualToClock", fixedNow, "1700000000012346"},
-		{"AboveClock", "1700000000012399", "1700000000012400"},
-		{"AboveClockCarry", "1799999999999999", "1800000000000000"},
-		{"Longer", "99999999999999999", "100000000000000000"},
-		{"BelowMax", "9223372036854775806", "9223372036854775807"},
-		{"LongerBytewiseBelow", "1000000000000000000", "1000000000000000001"}, // above the clock, in number
-		// Below the clock byte by byte, of its length, but no token.
-		{"SameLengthPoint", "1700000000.12345", ""},
-		{"SameLengthSign", "+700000000012345", ""},
-		{"SameLengthSpace", "17000000000 2345", ""},
-		{"LeadingZero", "0700000000012345", ""},
-		{"LeadingZeroShort", "007", ""},
-		{"Max", "9223372036854775807", ""},
-		{"AboveMax", "9223372036854775808", ""},
-		{"FarAboveMax", "18446744073709551616", ""},
-		{"AboveMaxBytewiseBelow", "10000000000000000000", ""},
-		{"Empty", "", ""},
-		{"Letters", "abc", ""},
-		{"List", list, ""},
-	}
-	for _, tc := range cases {
+	for _, tc := range fenceRecordCases {
 		for _, fair := range []bool{true, false} {
 			t.Run(tc.name+"/fair="+strconv.FormatBool(fair), func(t *testing.T) {
 				require.NoError(t, c.Del(ctx, lockKey, fenceKey, refKey).Err())

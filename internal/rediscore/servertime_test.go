@@ -132,3 +132,88 @@ func evalshaUsec(b *testing.B, c *redis.Client) float64 {
 	b.Fatal("no cmdstat_evalsha in INFO commandstats")
 	return 0
 }
+
+// BenchmarkHandOffServerTime measures the server time of release.lua's
+// hand-off to a live waiter (INFO commandstats usec of EVALSHA per
+// release, reported as redis-µs/handoff), on a redis-server of its own:
+//
+//   - assembled: ReleaseLua, which takes the common hand-off before any
+//     helper is defined;
+//   - hand_on: the same release with the hand-off left to hand_on of
+//     lib.lua from its start, as release.lua did before: what spelling out
+//     the common case saves;
+//   - commands-only: the hand-off's commands in one script without any
+//     logic (the lockbench floor-handoffscript): what the rest costs.
+//
+// Each release finds the lock held with the "w" mark and one live waiter
+// queued, written just before it in the same pipeline of 100 hand-offs.
+// Nobody subscribes to the grant's channel, so the publish costs less than
+// it does for a waiting process.
+//
+//	go test -run '^$' -bench HandOffServerTime ./internal/rediscore/
+func BenchmarkHandOffServerTime(b *testing.B) {
+	srv := redistest.Start(b)
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	b.Cleanup(func() { _ = c.Close() })
+	cut := strings.Index(releaseLua, "local popped = redis.call('ZPOPMIN', KEYS[3])")
+	if cut < 0 {
+		b.Fatal("release.lua: no hand-off to cut")
+	}
+	handOnOnly := withLib(releaseLua[:cut] + HelpersMark + "\nhand_on(ARGV[3], ARGV[4])\nreturn 0\n")
+	const commandsOnly = `redis.call('GET', KEYS[1])
+local head = redis.call('ZPOPMIN', KEYS[3])[1]
+redis.call('HGET', KEYS[5], head)
+redis.call('HDEL', KEYS[5], head)
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], t[1], 'PX', ARGV[4], 'GET')
+redis.call('SET', KEYS[1], '1w ' .. t[1] .. ' ' .. head, 'PX', 8000)
+redis.pcall(ARGV[3], KEYS[4] .. ':inbox', head .. ' ' .. t[1])
+return 0`
+	variants := []struct{ name, release string }{
+		{"assembled", ReleaseLua},
+		{"hand_on", handOnOnly},
+		{"commands-only", commandsOnly},
+	}
+	keys := Layout{Prefix: DefaultPrefix}.Keys("handoff-servertime")
+	const owner = "servertime-owner"
+	relArgs := toAny(ReleaseArgs(owner, "", Sharded, time.Minute))
+	for _, v := range variants {
+		b.Run(v.name, func(b *testing.B) {
+			rel, err := c.ScriptLoad(ctx, v.release).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := func(n int) {
+				p := c.Pipeline()
+				for range n {
+					p.Set(ctx, keys[KeyLock], "1w 1 tk "+owner, time.Minute)
+					p.ZAdd(ctx, keys[KeyQueue], redis.Z{Score: 1, Member: "w"})
+					// A heartbeat deadline far ahead: the waiter is live.
+					p.HSet(ctx, keys[KeyWaiters], "w", "99999999999999 10000 8000 inbox waiter")
+					p.EvalSha(ctx, rel, keys, relArgs...)
+				}
+				if _, err := p.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+				got, want := c.Get(ctx, keys[KeyLock]).Val(), " w waiter" // ticket and owner of the waiter
+				if v.name == "commands-only" {
+					want = " w" // the ticket only
+				}
+				if !strings.HasPrefix(got, "1w ") || !strings.HasSuffix(got, want) {
+					b.Fatalf("not handed over: %q", got)
+				}
+			}
+			batch(100) // warm
+			if err := c.ConfigResetStat(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for b.Loop() {
+				batch(100)
+				n += 100
+			}
+			b.ReportMetric(evalshaUsec(b, c)/float64(n), "redis-µs/handoff")
+		})
+	}
+}

@@ -133,22 +133,40 @@ end
 -- and "*" wakes every waiter. pub is the publish command, retention the fence retention in ms.
 -- Waiters whose heartbeat lapsed are taken off the head on the way (at most 64).
 -- A hand-off is ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH.
-local function hand_on(pub, retention)
-  local t = false
-  for _ = 1, 64 do
-    local popped = redis.call('ZPOPMIN', KEYS[3])
+-- first, when given, is the first of those steps as the caller already took it (release.lua
+-- does, for its common case): {popped, rec, t, now, last}: the ZPOPMIN reply; the popped head's
+-- record (the HGET reply; the HDEL is done); the TIME reply, false when there was no head or no
+-- record of it was parsed; and, when the head was live, the clock as a token and the reply of the
+-- SET ... GET that wrote it to the fence record, which settle_fence then finishes (both false
+-- otherwise).
+local function hand_on(pub, retention, first)
+  local t = first and first[3] or false
+  for i = 1, 64 do
+    local popped, rec
+    if i == 1 and first then
+      popped, rec = first[1], first[2]
+    else
+      popped = redis.call('ZPOPMIN', KEYS[3])
+    end
     local head = popped[1]
     if not head then
       break
     end
-    local rec = redis.call('HGET', KEYS[5], head)
-    redis.call('HDEL', KEYS[5], head)
+    if not (i == 1 and first) then
+      rec = redis.call('HGET', KEYS[5], head)
+      redis.call('HDEL', KEYS[5], head)
+    end
     local deadline, _, grant_lease, inbox, owner = parse_waiter(rec)
     if deadline then
       t = t or redis.call('TIME')
       if tonumber(deadline) > now_ms(t) then
         -- Hand over: the head holds the lock now, without another round trip.
-        local fs = issue_fence(KEYS[2], retention, t)
+        local fs
+        if i == 1 and first and first[4] then
+          fs = settle_fence(KEYS[2], retention, first[4], first[5])
+        else
+          fs = issue_fence(KEYS[2], retention, t)
+        end
         if not fs then
           -- No token left to issue: keep the head queued and free the lock.
           redis.call('ZADD', KEYS[3], popped[2], head)

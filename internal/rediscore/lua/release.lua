@@ -17,9 +17,12 @@
 --             with the message "*" to every waiter. A refused publish does not fail the script.
 --
 -- The uncontended path is GET, DEL: a holding without the "w" mark had nobody waiting (see
--- acquire.lua). It and the release of a re-entered hold define no function: they parse and build
--- the lock string themselves (as parse_lock and lock_string of lib.lua do). A hand-off is GET,
--- ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH.
+-- acquire.lua). A hand-off is GET, ZPOPMIN, HGET, HDEL, TIME, SET ... GET, SET, PUBLISH. These
+-- paths, and the release of a re-entered hold, define no function: they parse and build the
+-- strings themselves, as parse_lock, lock_string, parse_waiter, now_ms, fence_ok and issue_fence
+-- of lib.lua do (TestInlinedHelpersMatchLib), since building the helpers' closures would cost
+-- more server time than the hand-off's logic. Every other case goes on below the mark, in
+-- hand_on.
 local v = redis.call('GET', KEYS[1])
 if not v then
   return -1
@@ -39,7 +42,39 @@ if w == '' then
   return 0
 end
 
--- The helpers of the hand-off are defined only on the way to it.
+-- Hand the lock to the head of the queue. The common case, spelled out here, is a live head and a
+-- fence record that held an older token of the clock's length (as in acquire.lua's uncontended
+-- path). Whatever else was found, hand_on goes on from what was read and written here: the head
+-- was popped and its record removed, and when the head was live the clock was written to the
+-- fence record.
+local popped = redis.call('ZPOPMIN', KEYS[3])
+local head = popped[1]
+local rec, t, now, last = false, false, false, false
+if head then
+  rec = redis.call('HGET', KEYS[5], head)
+  redis.call('HDEL', KEYS[5], head)
+  local deadline, _, grant_lease, inbox, owner =
+    string.match(rec or '', '^(%d+) (%d+) (%d+) (%S+) (.*)$')
+  if deadline then
+    t = redis.call('TIME')
+    if tonumber(deadline) > tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) then
+      now = t[1] .. string.sub('00000' .. t[2], -6)
+      last = redis.pcall('SET', KEYS[2], now, 'PX', ARGV[4], 'GET')
+      if not last or (type(last) == 'string' and #last == #now and last < now
+          and string.find(last, '^[1-9]%d*$')) then
+        redis.call('SET', KEYS[1], '1w ' .. now .. ' ' .. head .. ' ' .. owner, 'PX', grant_lease)
+        if inbox == '-' then
+          redis.pcall(ARGV[3], KEYS[4], head .. ' ' .. now)
+        else
+          redis.pcall(ARGV[3], KEYS[4] .. ':' .. inbox, head .. ' ' .. now)
+        end
+        return 0
+      end
+    end
+  end
+end
+
+-- The helpers are defined only for the other cases.
 --@helpers
-hand_on(ARGV[3], ARGV[4])
+hand_on(ARGV[3], ARGV[4], {popped, rec, t, now, last})
 return 0
