@@ -84,7 +84,11 @@ local n, w, f, r, o
 if v then
   n, w, f, r, o = parse_lock(v)
   if o == ARGV[1] then
-    -- Re-entry: count once per ticket, never shorten the lease.
+    -- Re-entry: count once per ticket, never shorten the lease. The ticket leaves the queue
+    -- first, so that a queue of another type fails the script before anything is written.
+    if fair and redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then
+      redis.pcall('HDEL', KEYS[5], ARGV[2]) -- a waiters hash of another type holds no record
+    end
     n = tonumber(n)
     local pttl = redis.call('PTTL', KEYS[1])
     if r ~= ARGV[2] then
@@ -92,9 +96,6 @@ if v then
       redis.call('SET', KEYS[1], lock_string(n, w, f, ARGV[2], o), 'PX', math.max(pttl, lease))
     elseif pttl < lease then
       redis.call('PEXPIRE', KEYS[1], lease)
-    end
-    if fair and redis.call('ZREM', KEYS[3], ARGV[2]) == 1 then
-      redis.call('HDEL', KEYS[5], ARGV[2])
     end
     return {1, f, n}
   end
@@ -129,15 +130,10 @@ if not v and (head == false or head == ARGV[2]) then
   -- Taken from the queue: others may wait behind, so mark it.
   redis.call('SET', KEYS[1], lock_string(1, head and 'w' or '', fs, ARGV[2], ARGV[1]), 'PX', lease)
   if head then
-    redis.call('ZREM', KEYS[3], ARGV[2])
-    redis.call('HDEL', KEYS[5], ARGV[2])
+    redis.call('ZREM', KEYS[3], ARGV[2]) -- a zset: ZRANGE read it
+    redis.pcall('HDEL', KEYS[5], ARGV[2]) -- a waiters hash of another type holds no record
   end
   return {1, fs, 1}
-end
-
-if n and w == '' then
-  -- Taken by another owner: whoever asked may wait for its release now.
-  redis.call('SET', KEYS[1], lock_string(n, 'w', f, r, o), 'KEEPTTL')
 end
 
 local pos = -1
@@ -145,16 +141,22 @@ local ttl = tonumber(ARGV[5])
 if fair and ttl > 0 then
   -- Join the queue at the tail, or keep the place; either way renew the heartbeat.
   t = t or redis.call('TIME')
+  local seq = false
   if redis.call('ZSCORE', KEYS[3], ARGV[2]) == false then
     local tail = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-    local seq = 1
+    seq = 1
     if tail[2] then seq = tonumber(tail[2]) + 1 end
-    redis.call('ZADD', KEYS[3], seq, ARGV[2])
   end
   -- A grant lasts no longer than the waiter's heartbeat TTL, so that a
   -- grant to a waiter that died runs out as soon as its place would have.
+  -- The record comes before the queue entry and the "w" mark: a waiters hash
+  -- of another type fails the script here, before anything is written (the
+  -- queue was only read so far; an eviction above read the hash first).
   redis.call('HSET', KEYS[5], ARGV[2],
     (now_ms(t) + ttl) .. ' ' .. ttl .. ' ' .. math.min(lease, ttl) .. ' ' .. ARGV[8] .. ' ' .. ARGV[1])
+  if seq then
+    redis.call('ZADD', KEYS[3], seq, ARGV[2])
+  end
   -- The queue keys vanish on their own within 2 * (TTL + 1s) after the last
   -- heartbeat: when less than TTL + 1s is left, a heartbeat sets twice that,
   -- so most heartbeats only look. Queue and records are written, removed
@@ -169,6 +171,11 @@ if fair and ttl > 0 then
     -- Free, but a live waiter is ahead: make sure it knows.
     publish(ARGV[7], KEYS[4], head)
   end
+end
+if n and w == '' then
+  -- Taken by another owner: whoever asked may wait for its release now. Marked after the
+  -- queue was joined, which fails the script first if its keys are of another type.
+  redis.call('SET', KEYS[1], lock_string(n, 'w', f, r, o), 'KEEPTTL')
 end
 if not v then
   return {0, -2, pos, read_fence(KEYS[2])}

@@ -153,8 +153,13 @@ local function hand_on(pub, retention, first)
       break
     end
     if not (i == 1 and first) then
-      rec = redis.call('HGET', KEYS[5], head)
-      redis.call('HDEL', KEYS[5], head)
+      -- The head is popped: nothing may fail now. A waiters hash of another type holds no
+      -- record.
+      rec = redis.pcall('HGET', KEYS[5], head)
+      if type(rec) ~= 'string' then
+        rec = false
+      end
+      redis.pcall('HDEL', KEYS[5], head)
     end
     local deadline, _, grant_lease, inbox, owner = parse_waiter(rec)
     if deadline then

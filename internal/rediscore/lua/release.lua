@@ -51,8 +51,12 @@ local popped = redis.call('ZPOPMIN', KEYS[3])
 local head = popped[1]
 local rec, t, now, last = false, false, false, false
 if head then
-  rec = redis.call('HGET', KEYS[5], head)
-  redis.call('HDEL', KEYS[5], head)
+  -- The head is popped: nothing may fail now. A waiters hash of another type holds no record.
+  rec = redis.pcall('HGET', KEYS[5], head)
+  if type(rec) ~= 'string' then
+    rec = false
+  end
+  redis.pcall('HDEL', KEYS[5], head)
   local deadline, _, grant_lease, inbox, owner =
     string.match(rec or '', '^(%d+) (%d+) (%d+) (%S+) (.*)$')
   if deadline then
