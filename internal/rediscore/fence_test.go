@@ -7,11 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker/driver"
 )
 
@@ -77,10 +75,8 @@ var fenceRecordCases = []struct {
 // clock's length or not, or of another type) fails the attempt with
 // {-1, 0, 0}, the record as it was and no lock written.
 func TestAcquireIssuesFencesAsIssueFence(t *testing.T) {
-	srv := redistest.Start(t)
+	c := startClient(t)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = c.Close() })
 
 	acquire := fixedClockScript(t, AcquireLua)
 	issue := withLib("return issue_fence(KEYS[1], ARGV[1], " + fixedClock + ") or 'none'\n")
@@ -149,10 +145,8 @@ func TestAcquireIssuesFencesAsIssueFence(t *testing.T) {
 // issues the server time in µs, or the record + 1 when that is ahead, and
 // release undoes a re-entered hold and then frees the lock.
 func TestAcquireReleaseUncontended(t *testing.T) {
-	srv := redistest.Start(t)
+	c := startClient(t)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = c.Close() })
 	keys := Layout{Prefix: DefaultPrefix}.Keys("uncontended")
 	owner := "o w n e r"
 	clock := func() int64 {

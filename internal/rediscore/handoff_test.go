@@ -10,8 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/disgolock/disgo/internal/redistest"
 )
 
 // TestReleaseHandsOnAsHandOn: release.lua, which takes the common hand-off
@@ -22,10 +20,8 @@ import (
 // preceded by a waiter whose heartbeat lapsed or by one without a record,
 // holds only waiters that are gone, or is empty.
 func TestReleaseHandsOnAsHandOn(t *testing.T) {
-	srv := redistest.Start(t)
+	c := startClient(t)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = c.Close() })
 
 	release := fixedClockScript(t, ReleaseLua)
 	ref := fixedClockScript(t, withLib("hand_on(ARGV[3], ARGV[4])\nreturn 0\n"))
@@ -39,17 +35,24 @@ func TestReleaseHandsOnAsHandOn(t *testing.T) {
 	t.Cleanup(func() { _ = ps.Close() })
 	_, err := ps.Receive(ctx)
 	require.NoError(t, err)
-	msgs := func() []string { // the messages published so far, as "<channel suffix> <payload>"
+	// msgs returns the messages published since the last call, as "<channel
+	// suffix> <payload>": all that came before a sentinel it publishes.
+	const sentinel = DefaultPrefix + ":sentinel"
+	msgs := func() []string {
+		require.NoError(t, c.Publish(ctx, sentinel, "end").Err())
 		var out []string
 		for {
-			m, err := ps.ReceiveTimeout(ctx, 100*time.Millisecond)
-			if err != nil {
+			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
+			require.NoError(t, err)
+			msg, ok := m.(*redis.Message)
+			if !ok {
+				continue
+			}
+			if msg.Channel == sentinel {
 				return out
 			}
-			if msg, ok := m.(*redis.Message); ok {
-				_, suffix, _ := strings.Cut(msg.Channel, "}")
-				out = append(out, suffix+" "+msg.Payload)
-			}
+			_, suffix, _ := strings.Cut(msg.Channel, "}")
+			out = append(out, suffix+" "+msg.Payload)
 		}
 	}
 

@@ -31,10 +31,8 @@ import (
 //
 //	go test -run '^$' -bench ScriptServerTime ./internal/rediscore/
 func BenchmarkScriptServerTime(b *testing.B) {
-	srv := redistest.Start(b)
+	c := startClient(b)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	b.Cleanup(func() { _ = c.Close() })
 	const commandsOnlyAcquire = `redis.call('GET', KEYS[1])
 redis.call('ZRANGE', KEYS[3], 0, 0)
 local t = redis.call('TIME')
@@ -85,16 +83,7 @@ return 0`
 						}
 					}
 				}
-				batch(100) // warm
-				if err := c.ConfigResetStat(ctx).Err(); err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for b.Loop() {
-					batch(100)
-					n += 100
-				}
-				b.ReportMetric(evalshaUsec(b, c)/float64(n), "redis-µs/pair")
+				reportServerTime(b, c, batch, "redis-µs/pair")
 			})
 		}
 	}
@@ -106,6 +95,31 @@ func toAny(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// startClient starts a redis-server of tb's own and returns a client of
+// it, closed at the end of tb.
+func startClient(tb testing.TB) *redis.Client {
+	srv := redistest.Start(tb)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// reportServerTime runs batch(100) once to warm up, then for each
+// iteration of b, and reports the EVALSHA usec that INFO commandstats
+// counted per unit of a batch (one pair, one hand-off) as metric.
+func reportServerTime(b *testing.B, c *redis.Client, batch func(n int), metric string) {
+	batch(100)
+	if err := c.ConfigResetStat(context.Background()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for b.Loop() {
+		batch(100)
+		n += 100
+	}
+	b.ReportMetric(evalshaUsec(b, c)/float64(n), metric)
 }
 
 // evalshaUsec returns the usec that INFO commandstats counts for EVALSHA.
@@ -152,10 +166,8 @@ func evalshaUsec(b *testing.B, c *redis.Client) float64 {
 //
 //	go test -run '^$' -bench HandOffServerTime ./internal/rediscore/
 func BenchmarkHandOffServerTime(b *testing.B) {
-	srv := redistest.Start(b)
+	c := startClient(b)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	b.Cleanup(func() { _ = c.Close() })
 	cut := strings.Index(releaseLua, "local popped = redis.call('ZPOPMIN', KEYS[3])")
 	if cut < 0 {
 		b.Fatal("release.lua: no hand-off to cut")
@@ -204,16 +216,7 @@ return 0`
 					b.Fatalf("not handed over: %q", got)
 				}
 			}
-			batch(100) // warm
-			if err := c.ConfigResetStat(ctx).Err(); err != nil {
-				b.Fatal(err)
-			}
-			n := 0
-			for b.Loop() {
-				batch(100)
-				n += 100
-			}
-			b.ReportMetric(evalshaUsec(b, c)/float64(n), "redis-µs/handoff")
+			reportServerTime(b, c, batch, "redis-µs/handoff")
 		})
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/disgolock/disgo/internal/redistest"
 	"github.com/disgolock/disgo/locker/driver"
 )
 
@@ -21,10 +20,8 @@ import (
 // waits for, and a free lock with a waiter queued, with each of its keys
 // replaced in turn by a list.
 func TestScriptsNeverFailAfterWriting(t *testing.T) {
-	srv := redistest.Start(t)
+	c := startClient(t)
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = c.Close() })
 	keys := Layout{Prefix: DefaultPrefix}.Keys("wrongtype")
 	const retention = time.Hour
 	live := fmt.Sprintf("%d 10000 8000 inbox waiter", time.Now().Add(time.Hour).UnixMilli())
