@@ -58,6 +58,8 @@ func TestScriptsNeverFailAfterWriting(t *testing.T) {
 		{"Extend", ExtendLua, ExtendArgs("holder", time.Minute)},
 		{"Inspect", InspectLua, nil},
 		{"ForceRelease", ForceReleaseLua, ForceReleaseArgs(Classic, retention)},
+		{"AcquireAllFair", AcquireAllLua, AcquireAllArgs([]driver.AcquireRequest{req("other", "t2")}, true, retention)},
+		{"AcquireAllBarging", AcquireAllLua, AcquireAllArgs([]driver.AcquireRequest{req("holder", "t3")}, false, retention)},
 	}
 	snapshot := func() map[string]string {
 		out := map[string]string{}

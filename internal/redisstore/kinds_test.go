@@ -690,7 +690,7 @@ func TestKindUncontendedPairCommands(t *testing.T) {
 			what string
 			v    *redisstore.View
 			want [2]int64 // barging, fair
-		}{{"read", e.k.read, [2]int64{13, 14}}, {"write", e.k.write, [2]int64{13, 14}}, {"semaphore", e.k.sem, [2]int64{14, 15}}} {
+		}{{"read", e.k.read, [2]int64{14, 15}}, {"write", e.k.write, [2]int64{14, 15}}, {"semaphore", e.k.sem, [2]int64{15, 15}}} {
 			r := semReq("warm", "o", 1, 1) // loads the scripts
 			acquired(t)(c.v.Acquire(ctx, r))
 			_, _, err := c.v.Release(ctx, "warm", "o", "")

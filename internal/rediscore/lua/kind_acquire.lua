@@ -30,9 +30,11 @@
 -- holder takes its read hold at once; otherwise a fresh holding is taken when it fits (see
 -- kindlib.lua) and, in fair mode, the queue is empty or the holding is granted in queue order.
 -- Holdings whose lease ended are evicted first, their permits go back and on to the queue.
--- The uncontended first holding is TIME, HMGET, SET ... GET, HSET, ZADD, PEXPIRE, PEXPIRE
--- (fair: and ZRANGE of the queue; a semaphore with no holders' record: and a ZRANGE of the
--- queue for a limit its waiters keep).
+-- The uncontended first holding is TIME, HMGET, ZCARD (of the leases: see check_leases), SET ...
+-- GET, HSET, ZADD, PEXPIRE, PEXPIRE (fair, or a semaphore with no holders' record, which looks
+-- for a limit its waiters keep: and ZRANGE of the queue).
+-- A key of another type (foreign data under the prefix) fails the script before anything is
+-- written, or counts as empty where it is read after a write.
 local t = redis.call('TIME')
 local now = now_ms(t)
 local owner, ticket, kind = ARGV[1], ARGV[2], ARGV[9]
@@ -68,12 +70,19 @@ if kind ~= 's' and v[2] then
   other_live = dl ~= nil and dl > now
 end
 
+-- The queue's head, read before anything is written (so that a queue key of another type fails
+-- the script with nothing written): in fair mode the grant below takes it as its first look.
+local head0 = nil
+if fair or (kind == 's' and not st.limit) then
+  head0 = redis.call('ZRANGE', KEYS[3], 0, 0)
+end
+
 if kind == 's' then
   local limit = tonumber(ARGV[11])
   if not st.limit then
     -- No record of holders (the last ones lapsed, and their hash with them): the waiters still
     -- queued keep the limit they declared, in their records.
-    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    local head = head0[1]
     if head then
       local _, _, _, _, _, _, wl = parse_kwaiter(redis.call('HGET', KEYS[5], head))
       wl = tonumber(wl)
@@ -104,11 +113,18 @@ elseif kind == 'w' and other_live and not own_dl then
   return redis.error_reply('DISGO_UPGRADE a read hold cannot be upgraded to a write hold')
 end
 
+-- The other keys this call may write with redis.call are read before the first write too: the
+-- waiter records when the attempt may join the queue (a name that is free with nobody queued is
+-- taken), and the leases where eviction does not read them.
+if fair and wttl > 0 and (st.exists or head0[1]) then
+  redis.call('HGET', KEYS[5], ticket)
+end
+check_leases(st)
 evict(st, now)
 
 local function leave_queue()
   if fair and redis.call('ZREM', KEYS[3], ticket) == 1 then
-    redis.call('HDEL', KEYS[5], ticket)
+    redis.pcall('HDEL', KEYS[5], ticket) -- a waiters hash of another type holds no record
     return true
   end
   return false
@@ -156,6 +172,7 @@ end
 local self = nil
 if fair then
   self = {ticket = ticket, owner = owner, kind = kind, k = k, lease = lease, limit = st.limit}
+  st.top = head0 -- eviction did not change the queue
   grant(st, t, pub, retention, self)
 elseif st.freed and has_flag(st, 'q') then
   grant(st, t, pub, retention, nil)

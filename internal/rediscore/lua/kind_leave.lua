@@ -11,14 +11,24 @@
 --        first. A refused publish does not fail the script.
 local t = redis.call('TIME')
 local v = redis.call('HMGET', KEYS[1], 'used', 'limit', 'wait')
-local removed = redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[5], ARGV[1])
 local fixed = nil
 if ARGV[4] ~= 's' then
   fixed = RW_WEIGHT
 end
 local st = kind_state(v[1], v[2], v[3], fixed)
+-- Every key written with redis.call is read before the first write, so that a key of another type
+-- fails the script with nothing written: the queue here, the leases by eviction or, for the grant
+-- that follows the removal, check_leases.
+local removed = 0
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
+  removed = 1
+  check_leases(st)
+end
 evict(st, now_ms(t))
+if removed == 1 then
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+redis.pcall('HDEL', KEYS[5], ARGV[1]) -- a waiters hash of another type holds no record
 pass_on(st, t, ARGV[2], ARGV[3], removed == 1)
 save(st, t)
 return removed

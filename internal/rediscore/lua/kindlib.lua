@@ -78,6 +78,24 @@ local function try(...)
   return r
 end
 
+-- unqueue: take ticket off the queue, and its record off the waiters hash. Callers know the queue
+-- is a zset (they read it); a waiters key of another type holds no record, so that this never fails
+-- after the script wrote.
+local function unqueue(ticket)
+  redis.call('ZREM', KEYS[3], ticket)
+  redis.pcall('HDEL', KEYS[5], ticket)
+end
+
+-- check_leases: make sure, before the first write, that the leases zset is one or is absent, where
+-- nothing read it yet: with no holders' record (st.exists false), eviction does not read it, and a
+-- key of another type would otherwise fail the script at the first holding's ZADD, after the fence
+-- was written.
+local function check_leases(st)
+  if not st.exists then
+    redis.call('ZCARD', KEYS[7])
+  end
+end
+
 -- kind_state: the state of a name from the HMGET of "used", "limit" and "wait". fixed is the
 -- limit of the kind (RW_WEIGHT) or nil for a semaphore.
 local function kind_state(used, limit, wait, fixed)
@@ -200,11 +218,14 @@ end
 -- woken: its own attempt re-enters, or fails with an error, and it leaves). self, when not nil,
 -- is the calling attempt ({ticket, owner, kind, k, lease, limit}): when it comes up it is
 -- granted with its own lease and not told (self.granted = fence). At most KIND_EVICT_MAX steps.
+-- st.top, when set, is the queue's head (a ZRANGE reply) as the caller read it, before it wrote
+-- anything; it stands for the first look at the queue.
 local function grant(st, t, pub, retention, self)
   local now = now_ms(t)
   st.qempty = false
   for _ = 1, KIND_EVICT_MAX do
-    local top = try('ZRANGE', KEYS[3], 0, 0)
+    local top = st.top or try('ZRANGE', KEYS[3], 0, 0)
+    st.top = nil
     local head = top and top[1]
     if not head then
       st.qempty = true
@@ -222,8 +243,7 @@ local function grant(st, t, pub, retention, self)
           lim = nil
         end
       else
-        redis.call('ZREM', KEYS[3], head)
-        redis.call('HDEL', KEYS[5], head)
+        unqueue(head)
       end
     end
     if kind then
@@ -252,8 +272,7 @@ local function grant(st, t, pub, retention, self)
       if not fs then
         return
       end
-      redis.call('ZREM', KEYS[3], head)
-      redis.call('HDEL', KEYS[5], head)
+      unqueue(head)
       put(st, holding_id(kind, owner), holding_string(1, fs, head, k), now + lease)
       st.used = st.used + k
       if self and head == self.ticket then
