@@ -17,7 +17,8 @@ import (
 // under the prefix) where a mutex script expects its own makes the script
 // either fail with nothing written, or finish: never fail halfway. Every
 // script runs on a held lock with a waiter queued, a held lock nobody
-// waits for, and a free lock with a waiter queued, with each of its keys
+// waits for, and a free lock with a waiter queued (and the first and the
+// last with a lapsed waiter ahead of the live one), with each of its keys
 // replaced in turn by a list.
 func TestScriptsNeverFailAfterWriting(t *testing.T) {
 	c := startClient(t)
@@ -25,6 +26,7 @@ func TestScriptsNeverFailAfterWriting(t *testing.T) {
 	keys := Layout{Prefix: DefaultPrefix}.Keys("wrongtype")
 	const retention = time.Hour
 	live := fmt.Sprintf("%d 10000 8000 inbox waiter", time.Now().Add(time.Hour).UnixMilli())
+	lapsed := "1 10000 8000 inbox0 waiter0"
 
 	states := map[string]func(){
 		"HeldWithWaiter": func() {
@@ -39,6 +41,17 @@ func TestScriptsNeverFailAfterWriting(t *testing.T) {
 			c.ZAdd(ctx, keys[KeyQueue], redis.Z{Score: 1, Member: "w1"})
 			c.HSet(ctx, keys[KeyWaiters], "w1", live)
 		},
+		// A waiter whose heartbeat lapsed heads the queue: the scripts that
+		// reach it take it off before they come to the live one.
+		"HeldWithLapsedHead": func() {
+			c.Set(ctx, keys[KeyLock], "1w 5 tk holder", time.Minute)
+			c.ZAdd(ctx, keys[KeyQueue], redis.Z{Score: 0, Member: "w0"}, redis.Z{Score: 1, Member: "w1"})
+			c.HSet(ctx, keys[KeyWaiters], "w0", lapsed, "w1", live)
+		},
+		"FreeWithLapsedHead": func() {
+			c.ZAdd(ctx, keys[KeyQueue], redis.Z{Score: 0, Member: "w0"}, redis.Z{Score: 1, Member: "w1"})
+			c.HSet(ctx, keys[KeyWaiters], "w0", lapsed, "w1", live)
+		},
 	}
 	req := func(owner, ticket string) driver.AcquireRequest {
 		return driver.AcquireRequest{Owner: owner, Ticket: ticket, Lease: time.Minute}
@@ -52,6 +65,7 @@ func TestScriptsNeverFailAfterWriting(t *testing.T) {
 		{"AcquireFairOnce", AcquireLua, AcquireArgs(req("other", "t2"), true, 0, retention, Classic, NoInbox)},
 		{"AcquireBarging", AcquireLua, AcquireArgs(req("other", "t2"), false, 0, retention, Classic, NoInbox)},
 		{"ReenterHolder", AcquireLua, AcquireArgs(req("holder", "t3"), true, 10*time.Second, retention, Classic, NoInbox)},
+		{"ReenterWithQueuedTicketOnce", AcquireLua, AcquireArgs(req("holder", "w1"), true, 0, retention, Classic, NoInbox)},
 		{"ClaimGrant", AcquireLua, AcquireArgs(req("waiter", "w1"), true, 10*time.Second, retention, Classic, NoInbox)},
 		{"Release", ReleaseLua, ReleaseArgs("holder", "", Classic, retention)},
 		{"Leave", LeaveLua, LeaveArgs("w1", Classic)},
