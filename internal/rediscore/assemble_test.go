@@ -137,6 +137,22 @@ func TestInlinedHelpersMatchLib(t *testing.T) {
 	assert.Contains(t, releaseLua, "redis.pcall(ARGV[3], KEYS[4] .. ':' .. inbox, head .. ' ' .. now)")
 	assert.Contains(t, def("hand_on"), "publish(pub, KEYS[4], head .. ' ' .. fs)")
 	assert.Contains(t, releaseLua, "redis.pcall(ARGV[3], KEYS[4], head .. ' ' .. now)")
+	// kind_release.lua's common case: now_ms's arithmetic, holding_id's
+	// concatenation and parse_holding's pattern.
+	kdef := func(name string) string {
+		i := strings.Index(kindLibLua, "\nlocal function "+name+"(")
+		require.Positive(t, i, name)
+		j := strings.Index(kindLibLua[i:], "\nend\n")
+		require.Positive(t, j, name)
+		return kindLibLua[i : i+j]
+	}
+	assert.Contains(t, kindReleaseLua, "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n")
+	assert.Contains(t, kdef("holding_id"), "return kind .. ' ' .. owner")
+	assert.Contains(t, kindReleaseLua, "local id = ARGV[5] .. ' ' .. ARGV[1]\n")
+	assert.Contains(t, kdef("parse_holding"), "string.match(v, '^(%d+) (%d+) (%S+) (%d+)$')")
+	assert.Contains(t, kindReleaseLua, "string.match(v[1], '^(%d+) (%d+) (%S+) (%d+)$')")
+	// Above the mark it defines no helper.
+	assert.NotContains(t, KindReleaseLua[:strings.Index(KindReleaseLua, "local t = redis.call('TIME')")], "local function")
 }
 
 func TestAssemble(t *testing.T) {

@@ -13,14 +13,27 @@
 --             on while they fit, each told "<ticket> <fence>" on its inbox channel, and "*" wakes
 --             barging waiters if one found the name full. A refused publish does not fail the script.
 -- Holdings whose lease ended are evicted first (and passed on the same way).
--- The uncontended path is TIME, HMGET, ZRANGEBYSCORE, DEL.
+-- The uncontended path is TIME, HMGET, ZRANGEBYSCORE, DEL. It runs before any helper is defined
+-- (see assemble.go), with now_ms, holding_id and parse_holding spelled out
+-- (TestInlinedHelpersMatchLib).
 local t = redis.call('TIME')
-local now = now_ms(t)
-local id = holding_id(ARGV[5], ARGV[1])
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = ARGV[5] .. ' ' .. ARGV[1]
 local v = redis.call('HMGET', KEYS[1], id, 'used', 'limit', 'wait')
 if v[2] == false then
   return -1
 end
+if v[1] and (v[4] == false or v[4] == '') then
+  -- The common case: the last acquisition of the name's only holding ends, nobody waits (no flag)
+  -- and no holding lapsed. Everything goes, as the general path below would do it.
+  local n, _, r, k = string.match(v[1], '^(%d+) (%d+) (%S+) (%d+)$')
+  if n == '1' and (ARGV[2] == '' or r == ARGV[2]) and tonumber(k) == tonumber(v[2]) and
+      #redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 1) == 0 then
+    redis.call('DEL', KEYS[1], KEYS[7])
+    return 0
+  end
+end
+--@helpers
 local fixed = nil
 if ARGV[5] ~= 's' then
   fixed = RW_WEIGHT
