@@ -151,8 +151,23 @@ func TestInlinedHelpersMatchLib(t *testing.T) {
 	assert.Contains(t, kindReleaseLua, "local id = ARGV[5] .. ' ' .. ARGV[1]\n")
 	assert.Contains(t, kdef("parse_holding"), "string.match(v, '^(%d+) (%d+) (%S+) (%d+)$')")
 	assert.Contains(t, kindReleaseLua, "string.match(v[1], '^(%d+) (%d+) (%S+) (%d+)$')")
-	// Above the mark it defines no helper.
-	assert.NotContains(t, KindReleaseLua[:strings.Index(KindReleaseLua, "local t = redis.call('TIME')")], "local function")
+	// kind_acquire.lua's first holding: weight's values, holding_id, now_ms,
+	// issue_fence's clock and write, fence_ok's digits and holding_string.
+	assert.Contains(t, kindLibLua, "\nlocal RW_WEIGHT = 1099511627776\n")
+	assert.Contains(t, kdef("weight"), "if kind == 'w' then\n    return RW_WEIGHT\n  elseif kind == 'r' then\n    return 1\n  end\n  return permits")
+	assert.Contains(t, kindAcquireLua, "k, id, other = 1099511627776, 'w ' .. owner, 'r ' .. owner\n")
+	assert.Contains(t, kindAcquireLua, "k, id, other = 1, 'r ' .. owner, 'w ' .. owner\n")
+	assert.Contains(t, kindAcquireLua, "k, id = tonumber(ARGV[10]), kind .. ' ' .. owner\n")
+	assert.Contains(t, kindAcquireLua, "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n")
+	assert.Contains(t, kindAcquireLua, "fnow = t[1] .. string.sub('00000' .. t[2], -6)\n")
+	assert.Contains(t, kindAcquireLua, "redis.pcall('SET', KEYS[2], fnow, 'PX', retention, 'GET')")
+	assert.Contains(t, kindAcquireLua, "string.find(flast, '^[1-9]%d*$')")
+	assert.Contains(t, kdef("holding_string"), "return n .. ' ' .. f .. ' ' .. r .. ' ' .. k")
+	assert.Contains(t, kindAcquireLua, "'1 ' .. fnow .. ' ' .. ticket .. ' ' .. k")
+	// Above their marks, neither defines a helper.
+	for name, src := range map[string]string{"kind_release": KindReleaseLua, "kind_acquire": KindAcquireLua} {
+		assert.NotContains(t, src[:strings.Index(src, "local t = redis.call('TIME')")], "local function", name)
+	}
 }
 
 func TestAssemble(t *testing.T) {

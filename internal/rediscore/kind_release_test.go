@@ -12,15 +12,21 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// kindReleaseGeneral is kind_release.lua without its common case: every
-// release goes the general way (eviction, pass_on, save).
-func kindReleaseGeneral(t *testing.T) string {
+// withoutCommonCase assembles src without the code from the end of its
+// first line that ends with after to its helpers mark: the common case a
+// kind's script takes before any helper is defined. Every call then goes
+// the general way.
+func withoutCommonCase(t testing.TB, src, after string) string {
 	t.Helper()
-	const notHeld = "\n  return -1\nend\n" // the common case follows
-	start := strings.Index(kindReleaseLua, notHeld) + len(notHeld)
-	end := strings.Index(kindReleaseLua, "\n"+HelpersMark+"\n")
-	require.True(t, start > len(notHeld) && end > start, "kind_release.lua's common case is not where the test looks for it")
-	return withKindLib(kindReleaseLua[:start] + kindReleaseLua[end+1:])
+	start := strings.Index(src, after+"\n") + len(after) + 1
+	end := strings.Index(src, "\n"+HelpersMark+"\n")
+	require.True(t, start > len(after) && end > start, "the common case is not where the test looks for it")
+	return withKindLib(src[:start] + src[end+1:])
+}
+
+// kindReleaseGeneral is kind_release.lua without its common case.
+func kindReleaseGeneral(t testing.TB) string {
+	return withoutCommonCase(t, kindReleaseLua, "\n  return -1\nend")
 }
 
 // TestKindReleaseCommonCaseAsGeneral: kind_release.lua, which ends the

@@ -89,6 +89,76 @@ return 0`
 	}
 }
 
+// BenchmarkKindPairServerTime is BenchmarkScriptServerTime for the
+// uncontended acquire+release pair of a read hold, a write hold and a
+// 1-permit semaphore holding:
+//
+//   - assembled: KindAcquireLua and KindReleaseLua, whose common cases
+//     run before any helper is defined;
+//
+//   - general: the same scripts with those common cases cut out, so that
+//     every call defines the helpers and goes the general way: what the
+//     common cases save.
+//
+//     go test -run '^$' -bench KindPairServerTime ./internal/rediscore/
+func BenchmarkKindPairServerTime(b *testing.B) {
+	c := startClient(b)
+	ctx := context.Background()
+	variants := []struct{ name, acquire, release string }{
+		{"assembled", KindAcquireLua, KindReleaseLua},
+		{"general", kindAcquireGeneral(b), kindReleaseGeneral(b)},
+	}
+	for _, v := range variants {
+		for _, kc := range []struct {
+			name string
+			kind Kind
+			k    byte
+		}{{"read", RW, 'r'}, {"write", RW, 'w'}, {"semaphore", Semaphore, 's'}} {
+			keys := Layout{Prefix: DefaultPrefix}.KindKeys(kc.kind, "servertime")
+			for _, fair := range []bool{true, false} {
+				mode := "fair"
+				if !fair {
+					mode = "barging"
+				}
+				b.Run(v.name+"/"+kc.name+"/"+mode, func(b *testing.B) {
+					acq, err := c.ScriptLoad(ctx, v.acquire).Result()
+					if err != nil {
+						b.Fatal(err)
+					}
+					rel, err := c.ScriptLoad(ctx, v.release).Result()
+					if err != nil {
+						b.Fatal(err)
+					}
+					owner := "servertime-owner"
+					relArgs := toAny(KindReleaseArgs(kc.k, owner, "", Sharded, time.Minute))
+					batch := func(n int) {
+						p := c.Pipeline()
+						for i := range n {
+							req := driver.AcquireRequest{Owner: owner, Ticket: "t" + strconv.Itoa(i), Lease: time.Minute, Permits: 1, Limit: 1}
+							p.EvalSha(ctx, acq, keys, toAny(KindAcquireArgs(kc.k, req, fair, 10*time.Second, time.Minute, Sharded, NoInbox))...)
+							p.EvalSha(ctx, rel, keys, relArgs...)
+						}
+						cmds, err := p.Exec(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						for i := 0; i < len(cmds); i += 2 {
+							r, _ := cmds[i].(*redis.Cmd).Slice()
+							if len(r) == 0 || r[0] != int64(1) {
+								b.Fatalf("acquire %d: %v", i/2, r)
+							}
+							if n, _ := cmds[i+1].(*redis.Cmd).Int64(); n != 0 {
+								b.Fatalf("release %d: %d", i/2, n)
+							}
+						}
+					}
+					reportServerTime(b, c, batch, "redis-µs/pair")
+				})
+			}
+		}
+	}
+}
+
 func toAny(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {

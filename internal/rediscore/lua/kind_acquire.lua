@@ -31,26 +31,67 @@
 -- kindlib.lua) and, in fair mode, the queue is empty or the holding is granted in queue order.
 -- Holdings whose lease ended are evicted first, their permits go back and on to the queue.
 -- The uncontended first holding is TIME, HMGET, ZCARD (of the leases: see check_leases), SET ...
--- GET, HSET, ZADD, PEXPIRE, PEXPIRE (fair, or a semaphore with no holders' record, which looks
--- for a limit its waiters keep: and ZRANGE of the queue).
+-- GET, ZADD, HSET, PEXPIRE, PEXPIRE (fair, or a semaphore, which looks for a limit its waiters
+-- keep: and ZRANGE of the queue after HMGET).
 -- A key of another type (foreign data under the prefix) fails the script before anything is
 -- written, or counts as empty where it is read after a write.
+--
+-- The first holding of a name (no holders' record) with nobody queued ahead runs before any
+-- helper is defined (see assemble.go), with now_ms, weight, holding_id, issue_fence's write,
+-- fence_ok's digits and holding_string spelled out (TestInlinedHelpersMatchLib).
 local t = redis.call('TIME')
-local now = now_ms(t)
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local owner, ticket, kind = ARGV[1], ARGV[2], ARGV[9]
 local lease = tonumber(ARGV[3])
 local fair = ARGV[4] == '1'
 local wttl = tonumber(ARGV[5])
 local pub, retention = ARGV[7], ARGV[6]
-local k = weight(kind, tonumber(ARGV[10]))
-local id = holding_id(kind, owner)
-local other = id
+local k, id, other
 if kind == 'w' then
-  other = holding_id('r', owner)
+  k, id, other = 1099511627776, 'w ' .. owner, 'r ' .. owner
 elseif kind == 'r' then
-  other = holding_id('w', owner)
+  k, id, other = 1, 'r ' .. owner, 'w ' .. owner
+else
+  k, id = tonumber(ARGV[10]), kind .. ' ' .. owner
+  other = id
 end
 local v = redis.call('HMGET', KEYS[1], id, other, 'used', 'limit', 'wait')
+-- head0: the queue's head (a ZRANGE reply) once read; leases_read: the leases zset was read;
+-- fnow, flast: the clock as a token and the reply of the SET ... GET that wrote it to the fence
+-- record, when that write was made here and left for take to settle.
+local head0, leases_read, fnow, flast = nil, false, false, false
+if not (v[1] or v[2] or v[3] or v[4] or v[5]) then
+  -- No holders' record: the first holding, when it fits and nobody is queued ahead (barging
+  -- read-write locks do not look). Every key written is read first, as below (the fence by its
+  -- pcall'd write).
+  if fair or kind == 's' then
+    head0 = redis.call('ZRANGE', KEYS[3], 0, 0)
+  end
+  local limit = 1099511627776
+  if kind == 's' then
+    limit = tonumber(ARGV[11])
+  end
+  if not (head0 and head0[1]) and k <= limit then
+    redis.call('ZCARD', KEYS[7])
+    leases_read = true
+    fnow = t[1] .. string.sub('00000' .. t[2], -6)
+    flast = redis.pcall('SET', KEYS[2], fnow, 'PX', retention, 'GET')
+    if not flast or (type(flast) == 'string' and #flast == #fnow and flast < fnow
+        and string.find(flast, '^[1-9]%d*$')) then
+      redis.call('ZADD', KEYS[7], now + lease, id)
+      if kind == 's' then
+        redis.call('HSET', KEYS[1], id, '1 ' .. fnow .. ' ' .. ticket .. ' ' .. k, 'used', k, 'limit', limit)
+      else
+        redis.call('HSET', KEYS[1], id, '1 ' .. fnow .. ' ' .. ticket .. ' ' .. k, 'used', k)
+      end
+      redis.call('PEXPIRE', KEYS[1], lease)
+      redis.call('PEXPIRE', KEYS[7], lease)
+      return {1, fnow, 1}
+    end
+    -- The fence record held something else: take settles it (see settle_fence).
+  end
+end
+--@helpers
 local fixed = nil
 if kind ~= 's' then
   fixed = RW_WEIGHT
@@ -72,8 +113,7 @@ end
 
 -- The queue's head, read before anything is written (so that a queue key of another type fails
 -- the script with nothing written): in fair mode the grant below takes it as its first look.
-local head0 = nil
-if fair or (kind == 's' and not st.limit) then
+if not head0 and (fair or (kind == 's' and not st.limit)) then
   head0 = redis.call('ZRANGE', KEYS[3], 0, 0)
 end
 
@@ -119,7 +159,9 @@ end
 if fair and wttl > 0 and (st.exists or head0[1]) then
   redis.call('HGET', KEYS[5], ticket)
 end
-check_leases(st)
+if not leases_read then
+  check_leases(st)
+end
 evict(st, now)
 
 local function leave_queue()
@@ -144,7 +186,14 @@ if own_dl and n then
 end
 
 local function take()
-  local fs = issue_fence(KEYS[2], retention, t)
+  local fs
+  if fnow then
+    -- The common case above wrote the clock to the fence record (nothing since issued a token:
+    -- with no holders' record and nobody queued ahead, no grant comes before this take).
+    fs = settle_fence(KEYS[2], retention, fnow, flast)
+  else
+    fs = issue_fence(KEYS[2], retention, t)
+  end
   if not fs then
     return nil
   end
