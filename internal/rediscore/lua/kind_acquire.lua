@@ -62,8 +62,8 @@ local v = redis.call('HMGET', KEYS[1], id, other, 'used', 'limit', 'wait')
 local head0, leases_read, fnow, flast = nil, false, false, false
 if not (v[1] or v[2] or v[3] or v[4] or v[5]) then
   -- No holders' record: the first holding, when it fits and nobody is queued ahead (barging
-  -- read-write locks do not look). Every key written is read first, as below (the fence by its
-  -- pcall'd write).
+  -- read-write locks do not look); a lease or weight of 0, which the adapters never send, goes
+  -- the general way. Every key written is read first, as below (the fence by its pcall'd write).
   if fair or kind == 's' then
     head0 = redis.call('ZRANGE', KEYS[3], 0, 0)
   end
@@ -71,7 +71,7 @@ if not (v[1] or v[2] or v[3] or v[4] or v[5]) then
   if kind == 's' then
     limit = tonumber(ARGV[11])
   end
-  if not (head0 and head0[1]) and k <= limit then
+  if not (head0 and head0[1]) and k > 0 and k <= limit and lease > 0 then
     redis.call('ZCARD', KEYS[7])
     leases_read = true
     fnow = t[1] .. string.sub('00000' .. t[2], -6)
