@@ -100,13 +100,8 @@ func TestAssembledScriptsLeaveOutUnusedHelpers(t *testing.T) {
 // release.lua spell out what they take from lib.lua, so that they define no
 // function; what they spell out is what lib.lua says.
 func TestInlinedHelpersMatchLib(t *testing.T) {
-	def := func(name string) string {
-		i := strings.Index(libLua, "\nlocal function "+name+"(")
-		require.Positive(t, i, name)
-		j := strings.Index(libLua[i:], "\nend\n")
-		require.Positive(t, j, name)
-		return libLua[i : i+j]
-	}
+	def := func(name string) string { return luaFunction(t, libLua, name) }
+	kdef := func(name string) string { return luaFunction(t, kindLibLua, name) }
 	// parse_lock's pattern, and lock_string's concatenation.
 	assert.Contains(t, def("parse_lock"), "string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')")
 	assert.Contains(t, releaseLua, "string.match(v, '^(%d+)(w?) (%d+) (%S+) (.*)$')")
@@ -139,13 +134,6 @@ func TestInlinedHelpersMatchLib(t *testing.T) {
 	assert.Contains(t, releaseLua, "redis.pcall(ARGV[3], KEYS[4], head .. ' ' .. now)")
 	// kind_release.lua's common case: now_ms's arithmetic, holding_id's
 	// concatenation and parse_holding's pattern.
-	kdef := func(name string) string {
-		i := strings.Index(kindLibLua, "\nlocal function "+name+"(")
-		require.Positive(t, i, name)
-		j := strings.Index(kindLibLua[i:], "\nend\n")
-		require.Positive(t, j, name)
-		return kindLibLua[i : i+j]
-	}
 	assert.Contains(t, kindReleaseLua, "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n")
 	assert.Contains(t, kdef("holding_id"), "return kind .. ' ' .. owner")
 	assert.Contains(t, kindReleaseLua, "local id = ARGV[5] .. ' ' .. ARGV[1]\n")
@@ -168,6 +156,17 @@ func TestInlinedHelpersMatchLib(t *testing.T) {
 	for name, src := range map[string]string{"kind_release": KindReleaseLua, "kind_acquire": KindAcquireLua} {
 		assert.NotContains(t, src[:strings.Index(src, "local t = redis.call('TIME')")], "local function", name)
 	}
+}
+
+// luaFunction returns the text of lib's top-level "local function name",
+// up to its closing "end".
+func luaFunction(t *testing.T, lib, name string) string {
+	t.Helper()
+	i := strings.Index(lib, "\nlocal function "+name+"(")
+	require.Positive(t, i, name)
+	j := strings.Index(lib[i:], "\nend\n")
+	require.Positive(t, j, name)
+	return lib[i : i+j]
 }
 
 func TestAssemble(t *testing.T) {

@@ -31,30 +31,7 @@ func TestReleaseHandsOnAsHandOn(t *testing.T) {
 	lapsed := strconv.Itoa(clockMs) + " 10000 8000 " // the deadline is now: lapsed
 	const owner = "the holder"
 
-	ps := c.PSubscribe(ctx, DefaultPrefix+":*")
-	t.Cleanup(func() { _ = ps.Close() })
-	_, err := ps.Receive(ctx)
-	require.NoError(t, err)
-	// msgs returns the messages published since the last call, as "<channel
-	// suffix> <payload>": all that came before a sentinel it publishes.
-	const sentinel = DefaultPrefix + ":sentinel"
-	msgs := func() []string {
-		require.NoError(t, c.Publish(ctx, sentinel, "end").Err())
-		var out []string
-		for {
-			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
-			require.NoError(t, err)
-			msg, ok := m.(*redis.Message)
-			if !ok {
-				continue
-			}
-			if msg.Channel == sentinel {
-				return out
-			}
-			_, suffix, _ := strings.Cut(msg.Channel, "}")
-			out = append(out, suffix+" "+msg.Payload)
-		}
-	}
+	msgs := published(t, c)
 
 	type waiter struct{ ticket, rec string } // rec "": no record
 	queues := []struct {
@@ -139,6 +116,37 @@ func TestReleaseHandsOnAsHandOn(t *testing.T) {
 					assert.Equal(t, []string{ch + " " + head.ticket + " " + fc.want}, got.msgs)
 				}
 			})
+		}
+	}
+}
+
+// published subscribes to every channel under the default prefix and
+// returns a function that gives the messages published since its last
+// call, as "<channel suffix after the hash tag> <payload>": all that came
+// before a sentinel it publishes, so that no call waits for a timeout.
+func published(t *testing.T, c *redis.Client) func() []string {
+	t.Helper()
+	ctx := context.Background()
+	ps := c.PSubscribe(ctx, DefaultPrefix+":*")
+	t.Cleanup(func() { _ = ps.Close() })
+	_, err := ps.Receive(ctx)
+	require.NoError(t, err)
+	const sentinel = DefaultPrefix + ":sentinel"
+	return func() []string {
+		require.NoError(t, c.Publish(ctx, sentinel, "end").Err())
+		var out []string
+		for {
+			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
+			require.NoError(t, err)
+			msg, ok := m.(*redis.Message)
+			if !ok {
+				continue
+			}
+			if msg.Channel == sentinel {
+				return out
+			}
+			_, suffix, _ := strings.Cut(msg.Channel, "}")
+			out = append(out, suffix+" "+msg.Payload)
 		}
 	}
 }

@@ -46,28 +46,7 @@ func TestKindReleaseCommonCaseAsGeneral(t *testing.T) {
 	live, lapsed := int64(clockMs+60000), int64(clockMs)
 	const retention = time.Hour
 
-	ps := c.PSubscribe(ctx, DefaultPrefix+":*")
-	t.Cleanup(func() { _ = ps.Close() })
-	_, err := ps.Receive(ctx)
-	require.NoError(t, err)
-	const sentinel = DefaultPrefix + ":sentinel"
-	msgs := func() []string {
-		require.NoError(t, c.Publish(ctx, sentinel, "end").Err())
-		var out []string
-		for {
-			m, err := ps.ReceiveTimeout(ctx, 10*time.Second)
-			require.NoError(t, err)
-			msg, ok := m.(*redis.Message)
-			if !ok {
-				continue
-			}
-			if msg.Channel == sentinel {
-				return out
-			}
-			_, suffix, _ := strings.Cut(msg.Channel, "}")
-			out = append(out, suffix+" "+msg.Payload)
-		}
-	}
+	msgs := published(t, c)
 
 	type holding struct {
 		id, rec string

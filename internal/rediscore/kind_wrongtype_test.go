@@ -102,18 +102,6 @@ func TestKindScriptsNeverFailAfterWriting(t *testing.T) {
 			{"Inspect", KindInspectLua, nil},
 			{"ForceRelease", KindForceReleaseLua, KindForceReleaseArgs(kc.hold, pub, retention)},
 		}
-		snapshot := func() map[string]string {
-			out := map[string]string{}
-			for _, k := range keys {
-				v, err := c.Dump(ctx, k).Result()
-				if err == redis.Nil {
-					continue
-				}
-				require.NoError(t, err)
-				out[k] = v
-			}
-			return out
-		}
 		for _, sc := range scripts {
 			if sc.name == "HolderTakesOther" && kc.kind == Semaphore {
 				continue // a semaphore has one kind of holding
@@ -129,10 +117,10 @@ func TestKindScriptsNeverFailAfterWriting(t *testing.T) {
 						setup()
 						require.NoError(t, c.Del(ctx, k).Err())
 						require.NoError(t, c.RPush(ctx, k, "foreign").Err())
-						before := snapshot()
+						before := dumps(t, c, keys)
 						err := run(sc.src, keys, sc.args)
 						if err != nil {
-							assert.Equal(t, before, snapshot(), "failed after writing: %v", err)
+							assert.Equal(t, before, dumps(t, c, keys), "failed after writing: %v", err)
 						}
 						// Where a script reads the key before it writes anything,
 						// the user learns of the foreign data: the holders' record

@@ -32,7 +32,6 @@ import (
 //	go test -run '^$' -bench ScriptServerTime ./internal/rediscore/
 func BenchmarkScriptServerTime(b *testing.B) {
 	c := startClient(b)
-	ctx := context.Background()
 	const commandsOnlyAcquire = `redis.call('GET', KEYS[1])
 redis.call('ZRANGE', KEYS[3], 0, 0)
 local t = redis.call('TIME')
@@ -55,35 +54,11 @@ return 0`
 				mode = "barging"
 			}
 			b.Run(v.name+"/"+mode, func(b *testing.B) {
-				acq, err := c.ScriptLoad(ctx, v.acquire).Result()
-				if err != nil {
-					b.Fatal(err)
+				acqArgs := func(req driver.AcquireRequest) []string {
+					return AcquireArgs(req, fair, 10*time.Second, time.Minute, Sharded, NoInbox)
 				}
-				rel, err := c.ScriptLoad(ctx, v.release).Result()
-				if err != nil {
-					b.Fatal(err)
-				}
-				owner := "servertime-owner"
-				relArgs := toAny(ReleaseArgs(owner, "", Sharded, time.Minute))
-				batch := func(n int) {
-					p := c.Pipeline()
-					for i := range n {
-						req := driver.AcquireRequest{Owner: owner, Ticket: "t" + strconv.Itoa(i), Lease: time.Minute}
-						p.EvalSha(ctx, acq, keys, toAny(AcquireArgs(req, fair, 10*time.Second, time.Minute, Sharded, NoInbox))...)
-						p.EvalSha(ctx, rel, keys, relArgs...)
-					}
-					cmds, err := p.Exec(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					for i := 0; i < len(cmds); i += 2 {
-						r, _ := cmds[i].(*redis.Cmd).Slice()
-						if len(r) == 0 || r[0] != int64(1) {
-							b.Fatalf("acquire %d: %v", i/2, r)
-						}
-					}
-				}
-				reportServerTime(b, c, batch, "redis-µs/pair")
+				relArgs := ReleaseArgs(pairOwner, "", Sharded, time.Minute)
+				reportServerTime(b, c, pairBatch(b, c, v.acquire, v.release, keys, acqArgs, relArgs), "redis-µs/pair")
 			})
 		}
 	}
@@ -100,10 +75,11 @@ return 0`
 //     every call defines the helpers and goes the general way: what the
 //     common cases save.
 //
-//     go test -run '^$' -bench KindPairServerTime ./internal/rediscore/
+// Pairs are pipelined as in BenchmarkScriptServerTime:
+//
+//	go test -run '^$' -bench KindPairServerTime ./internal/rediscore/
 func BenchmarkKindPairServerTime(b *testing.B) {
 	c := startClient(b)
-	ctx := context.Background()
 	variants := []struct{ name, acquire, release string }{
 		{"assembled", KindAcquireLua, KindReleaseLua},
 		{"general", kindAcquireGeneral(b), kindReleaseGeneral(b)},
@@ -121,39 +97,55 @@ func BenchmarkKindPairServerTime(b *testing.B) {
 					mode = "barging"
 				}
 				b.Run(v.name+"/"+kc.name+"/"+mode, func(b *testing.B) {
-					acq, err := c.ScriptLoad(ctx, v.acquire).Result()
-					if err != nil {
-						b.Fatal(err)
+					acqArgs := func(req driver.AcquireRequest) []string {
+						req.Permits, req.Limit = 1, 1
+						return KindAcquireArgs(kc.k, req, fair, 10*time.Second, time.Minute, Sharded, NoInbox)
 					}
-					rel, err := c.ScriptLoad(ctx, v.release).Result()
-					if err != nil {
-						b.Fatal(err)
-					}
-					owner := "servertime-owner"
-					relArgs := toAny(KindReleaseArgs(kc.k, owner, "", Sharded, time.Minute))
-					batch := func(n int) {
-						p := c.Pipeline()
-						for i := range n {
-							req := driver.AcquireRequest{Owner: owner, Ticket: "t" + strconv.Itoa(i), Lease: time.Minute, Permits: 1, Limit: 1}
-							p.EvalSha(ctx, acq, keys, toAny(KindAcquireArgs(kc.k, req, fair, 10*time.Second, time.Minute, Sharded, NoInbox))...)
-							p.EvalSha(ctx, rel, keys, relArgs...)
-						}
-						cmds, err := p.Exec(ctx)
-						if err != nil {
-							b.Fatal(err)
-						}
-						for i := 0; i < len(cmds); i += 2 {
-							r, _ := cmds[i].(*redis.Cmd).Slice()
-							if len(r) == 0 || r[0] != int64(1) {
-								b.Fatalf("acquire %d: %v", i/2, r)
-							}
-							if n, _ := cmds[i+1].(*redis.Cmd).Int64(); n != 0 {
-								b.Fatalf("release %d: %d", i/2, n)
-							}
-						}
-					}
-					reportServerTime(b, c, batch, "redis-µs/pair")
+					relArgs := KindReleaseArgs(kc.k, pairOwner, "", Sharded, time.Minute)
+					reportServerTime(b, c, pairBatch(b, c, v.acquire, v.release, keys, acqArgs, relArgs), "redis-µs/pair")
 				})
+			}
+		}
+	}
+}
+
+// pairOwner is the owner of the pairs pairBatch runs.
+const pairOwner = "servertime-owner"
+
+// pairBatch loads the acquire and release scripts and returns a batch for
+// reportServerTime: n uncontended pairs on keys, pipelined, each acquire
+// with a fresh ticket of pairOwner (its ARGV from acqArgs) and each
+// release with relArgs. Every acquire must acquire and every release end
+// the holding (reply 0).
+func pairBatch(b *testing.B, c *redis.Client, acquire, release string, keys []string, acqArgs func(driver.AcquireRequest) []string, relArgs []string) func(n int) {
+	ctx := context.Background()
+	acq, err := c.ScriptLoad(ctx, acquire).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rel, err := c.ScriptLoad(ctx, release).Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rargs := toAny(relArgs)
+	return func(n int) {
+		p := c.Pipeline()
+		for i := range n {
+			req := driver.AcquireRequest{Owner: pairOwner, Ticket: "t" + strconv.Itoa(i), Lease: time.Minute}
+			p.EvalSha(ctx, acq, keys, toAny(acqArgs(req))...)
+			p.EvalSha(ctx, rel, keys, rargs...)
+		}
+		cmds, err := p.Exec(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < len(cmds); i += 2 {
+			r, _ := cmds[i].(*redis.Cmd).Slice()
+			if len(r) == 0 || r[0] != int64(1) {
+				b.Fatalf("acquire %d: %v", i/2, r)
+			}
+			if n, _ := cmds[i+1].(*redis.Cmd).Int64(); n != 0 {
+				b.Fatalf("release %d: %d", i/2, n)
 			}
 		}
 	}

@@ -75,18 +75,6 @@ func TestScriptsNeverFailAfterWriting(t *testing.T) {
 		{"AcquireAllFair", AcquireAllLua, AcquireAllArgs([]driver.AcquireRequest{req("other", "t2")}, true, retention)},
 		{"AcquireAllBarging", AcquireAllLua, AcquireAllArgs([]driver.AcquireRequest{req("holder", "t3")}, false, retention)},
 	}
-	snapshot := func() map[string]string {
-		out := map[string]string{}
-		for _, k := range keys {
-			v, err := c.Dump(ctx, k).Result()
-			if err == redis.Nil {
-				continue
-			}
-			require.NoError(t, err)
-			out[k] = v
-		}
-		return out
-	}
 	for _, sc := range scripts {
 		for state, setup := range states {
 			for i, k := range keys {
@@ -98,13 +86,28 @@ func TestScriptsNeverFailAfterWriting(t *testing.T) {
 					setup()
 					require.NoError(t, c.Del(ctx, k).Err())
 					require.NoError(t, c.RPush(ctx, k, "foreign").Err())
-					before := snapshot()
+					before := dumps(t, c, keys)
 					err := c.Eval(ctx, sc.src, keys, toAny(sc.args)...).Err()
 					if err != nil && err != redis.Nil {
-						assert.Equal(t, before, snapshot(), "failed after writing: %v", err)
+						assert.Equal(t, before, dumps(t, c, keys), "failed after writing: %v", err)
 					}
 				})
 			}
 		}
 	}
+}
+
+// dumps returns the DUMP of each of keys that exists, by key.
+func dumps(t *testing.T, c *redis.Client, keys []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, k := range keys {
+		v, err := c.Dump(context.Background(), k).Result()
+		if err == redis.Nil {
+			continue
+		}
+		require.NoError(t, err)
+		out[k] = v
+	}
+	return out
 }
